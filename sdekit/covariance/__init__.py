@@ -1,0 +1,21 @@
+"""Gaussian noise covariances Σ = L Lᵀ: the operators every SDE and sampler uses."""
+
+from .base import CovarianceOperator
+from .cholesky import CholeskyCovariance
+from .diagonal import DiagonalCovariance
+from .fourier import FourierCovariance, mirror_frequencies
+from .gff import GFFCovariance, gff_eigenvalues
+from .identity import IdentityCovariance
+from .kronecker import KroneckerCovariance
+
+__all__ = [
+    "CovarianceOperator",
+    "IdentityCovariance",
+    "DiagonalCovariance",
+    "FourierCovariance",
+    "GFFCovariance",
+    "CholeskyCovariance",
+    "KroneckerCovariance",
+    "gff_eigenvalues",
+    "mirror_frequencies",
+]

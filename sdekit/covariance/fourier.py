@@ -1,0 +1,102 @@
+"""Stationary periodic covariances: diagonal in the orthonormal 2-D DFT."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ._validation import as_event_shape, as_float_tensor, check_positive, symmetry_tolerance
+from .base import CovarianceOperator
+
+__all__ = ["FourierCovariance", "mirror_frequencies"]
+
+
+def mirror_frequencies(spectrum: Tensor) -> Tensor:
+    """The spectrum at -k: ``out[..., ky, kx] = spectrum[..., -ky mod H, -kx mod W]``."""
+    flipped = torch.flip(spectrum, dims=(-2, -1))
+    return torch.roll(flipped, shifts=(1, 1), dims=(-2, -1))
+
+
+class FourierCovariance(CovarianceOperator):
+    """Σ = F⁻¹ diag(λ) F over the last two dims, F the orthonormal 2-D DFT.
+
+    Any stationary covariance on a periodic H×W grid has this form. Leading
+    event dims (channels) are independent, with their own or a shared spectrum.
+    The factor is the symmetric square root L = Σ^{1/2} = F⁻¹ diag(√λ) F, which is
+    real because λ_k = λ_{-k}; it is applied with ``rfft2`` / ``irfft2`` (norm
+    ``"ortho"``) and never formed. log det Σ = Σ_k log λ_k over every channel.
+
+    **Arguments:**
+    - ``eigenvalues``: λ on the full H×W frequency grid in ``torch.fft.fftfreq``
+      order (DC at index (0, 0)), shape ``(*lead, H, W)`` broadcastable to the
+      event shape. Must be finite, > 0 and symmetric, λ[-k] = λ[k].
+    - ``event_shape``: the event shape, e.g. ``(C, H, W)``; defaults to
+      ``eigenvalues.shape``. Its last two dims must equal the spectrum's.
+    """
+
+    def __init__(self, eigenvalues, event_shape=None):
+        lam = as_float_tensor(eigenvalues, "eigenvalues")
+        if lam.ndim < 2:
+            raise ValueError(
+                f"eigenvalues must have shape (..., H, W) on the full frequency grid, "
+                f"got {tuple(lam.shape)}"
+            )
+        event_shape = tuple(lam.shape) if event_shape is None else as_event_shape(event_shape)
+        if len(event_shape) < 2 or event_shape[-2:] != tuple(lam.shape[-2:]):
+            raise ValueError(
+                f"event_shape {event_shape} must end with the spectrum's grid "
+                f"{tuple(lam.shape[-2:])} (eigenvalues on the full H×W grid)"
+            )
+        pairs = zip(reversed(lam.shape), reversed(event_shape), strict=False)
+        if lam.ndim > len(event_shape) or any(a not in (1, b) for a, b in pairs):
+            raise ValueError(
+                f"eigenvalues of shape {tuple(lam.shape)} do not broadcast to "
+                f"event_shape {event_shape}"
+            )
+        check_positive(lam, "eigenvalues", "eigenvalues")
+        mirrored = mirror_frequencies(lam)
+        tol = symmetry_tolerance(lam.dtype)
+        if not torch.allclose(lam, mirrored, rtol=tol, atol=0.0):
+            err = ((lam - mirrored).abs() / lam).max()
+            raise ValueError(
+                "eigenvalues must be symmetric, λ[-k] = λ[k] (fftfreq order), so that the "
+                f"covariance is real; max relative asymmetry {float(err):.3g} > {tol:.1e}"
+            )
+        self.event_shape = event_shape
+        self.eigenvalues = lam
+        half = lam.shape[-1] // 2 + 1
+        self.sqrt_half = lam[..., :half].sqrt()  # √λ on the rfft half-spectrum
+        self.inv_sqrt_half = self.sqrt_half.reciprocal()
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """(H, W), the spatial grid."""
+        return self.event_shape[-2], self.event_shape[-1]
+
+    def _filter(self, x: Tensor, gain: Tensor) -> Tensor:
+        spec = torch.fft.rfft2(x, norm="ortho")
+        return torch.fft.irfft2(spec * gain, s=self.grid, norm="ortho")
+
+    def _sqrt_apply(self, x: Tensor) -> Tensor:
+        return self._filter(x, self.sqrt_half)
+
+    def _inv_sqrt_apply(self, x: Tensor) -> Tensor:
+        return self._filter(x, self.inv_sqrt_half)
+
+    def apply(self, x: Tensor) -> Tensor:
+        """Σ x with one FFT pair (λ instead of √λ twice)."""
+        self.check_input(x)
+        return self._filter(x, self.sqrt_half.square())
+
+    def solve(self, x: Tensor) -> Tensor:
+        """Σ⁻¹ x with one FFT pair."""
+        self.check_input(x)
+        return self._filter(x, self.inv_sqrt_half.square())
+
+    def logdet(self) -> Tensor:
+        return self.eigenvalues.log().expand(self.event_shape).sum()
+
+    def diagonal(self) -> Tensor:
+        """Stationary: every pixel of a channel has variance mean_k λ_k."""
+        per_channel = self.eigenvalues.mean(dim=(-2, -1), keepdim=True)
+        return per_channel.expand(self.event_shape)
