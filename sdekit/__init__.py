@@ -9,6 +9,19 @@ from .covariance import (
     IdentityCovariance,
     KroneckerCovariance,
 )
+from .sampling import available_samplers, sample
+from .sde import (
+    NIVESDE,
+    NIVPSDE,
+    SDE,
+    VESDE,
+    VPSDE,
+    NISubVPSDE,
+    SubVPSDE,
+    eps_from_score,
+    eps_from_v,
+    eps_from_x0,
+)
 
 __version__ = "0.1.0"
 
@@ -20,4 +33,16 @@ __all__ = [
     "GFFCovariance",
     "CholeskyCovariance",
     "KroneckerCovariance",
+    "SDE",
+    "NIVPSDE",
+    "NIVESDE",
+    "NISubVPSDE",
+    "VPSDE",
+    "VESDE",
+    "SubVPSDE",
+    "eps_from_x0",
+    "eps_from_v",
+    "eps_from_score",
+    "sample",
+    "available_samplers",
 ]

@@ -1,0 +1,30 @@
+"""Samplers: one entry point :func:`sample`, a registry of small pure functions."""
+
+from . import (  # noqa: F401  (each module registers its sampler)
+    ancestral,
+    ddim,
+    dpmpp_2m,
+    dpmpp_2m_sde,
+    dpmpp_3m,
+    euler,
+    euler_maruyama,
+    heun,
+    pc,
+    torchdiffeq_backend,
+    torchsde_backend,
+)
+from .engine import SAMPLERS, Grid, SampleInfo, available_samplers, register_sampler, sample
+from .grids import GRIDS, karras, logsnr_uniform, time_uniform
+
+__all__ = [
+    "sample",
+    "available_samplers",
+    "register_sampler",
+    "SAMPLERS",
+    "Grid",
+    "SampleInfo",
+    "GRIDS",
+    "time_uniform",
+    "logsnr_uniform",
+    "karras",
+]

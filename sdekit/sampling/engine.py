@@ -1,0 +1,257 @@
+"""The sampling engine: one entry point, a registry of samplers, NFE accounting.
+
+Every sampler is a small pure function with one signature,
+
+    sampler(sde, model, x, grid, *, generator=None, **options) -> x
+
+that integrates from ``grid.t[0]`` (x = x_T) down to ``grid.t[-1]`` through
+every grid time, calling ``model(x, t)`` with a scalar time. The engine draws
+the prior, validates input, counts model evaluations (NFE) and, when asked,
+takes the final denoising step x̂₀ = (x - σ L ε̂)/α at the last grid time
+(Tweedie's formula; the σ → 0 limit of every sampler's update).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from ..sde import SDE
+from .grids import GRIDS
+
+__all__ = ["Grid", "SampleInfo", "sample", "register_sampler", "SAMPLERS", "available_samplers"]
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Decreasing times t (K,) with their marginals α, σ and log-SNR λ (float64).
+
+    ``denoise`` says whether the engine takes a final denoising step after the
+    last grid time (multistep samplers use it to pick their final orders).
+    """
+
+    t: Tensor
+    alpha: Tensor
+    sigma: Tensor
+    denoise: bool = True
+
+    @classmethod
+    def from_times(cls, sde: SDE, t: Tensor, denoise: bool = True) -> Grid:
+        alpha, sigma = sde.marginal(t)
+        return cls(t=t, alpha=alpha, sigma=sigma, denoise=denoise)
+
+    @property
+    def log_snr(self) -> Tensor:
+        return 2 * (self.alpha.log() - self.sigma.log())
+
+    @property
+    def num_intervals(self) -> int:
+        return self.t.numel() - 1
+
+    @property
+    def num_steps(self) -> int:
+        """Intervals plus the final denoising step, if any."""
+        return self.num_intervals + int(self.denoise)
+
+
+@dataclass
+class SampleInfo:
+    """What a call to :func:`sample` did: model evaluations and the grid used."""
+
+    nfe: int
+    grid: Grid
+    sampler: str
+    extras: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    fn: Callable
+    default_grid: str
+    stochastic: bool
+    evals_per_step: int | None  # None: not known in advance
+
+
+SAMPLERS: dict[str, _Entry] = {}
+_PREFIXED: dict[str, Callable[[str], _Entry]] = {}
+
+
+def register_sampler(
+    name: str,
+    *,
+    default_grid: str = "time",
+    stochastic: bool = False,
+    evals_per_step: int | None = 1,
+):
+    """Decorator adding a sampler function to the registry under ``name``."""
+
+    def deco(fn):
+        SAMPLERS[name] = _Entry(fn, default_grid, stochastic, evals_per_step)
+        return fn
+
+    return deco
+
+
+def register_prefix(prefix: str, resolver: Callable[[str], _Entry]) -> None:
+    """Register ``"<prefix>:<method>"`` names resolved by ``resolver(method)``."""
+    _PREFIXED[prefix] = resolver
+
+
+def available_samplers() -> list[str]:
+    """Registered names, plus the ``prefix:<method>`` families."""
+    return sorted(SAMPLERS) + [f"{p}:<method>" for p in sorted(_PREFIXED)]
+
+
+def _resolve(name: str) -> _Entry:
+    if not isinstance(name, str):
+        raise TypeError(f"sampler must be a name (str), got {type(name).__name__}")
+    if name in SAMPLERS:
+        return SAMPLERS[name]
+    prefix, _, method = name.partition(":")
+    if method and prefix in _PREFIXED:
+        return _PREFIXED[prefix](method)
+    raise ValueError(f"unknown sampler {name!r}; valid samplers: {', '.join(available_samplers())}")
+
+
+class _CountingModel:
+    """Calls the user's model with t broadcast to (n,), checks the output, counts calls."""
+
+    def __init__(self, model, sde: SDE, bar=None):
+        self.model, self.sde, self.nfe, self.bar = model, sde, 0, bar
+
+    def __call__(self, x: Tensor, t) -> Tensor:
+        t = torch.as_tensor(t, dtype=torch.float64)
+        tvec = t.to(device=x.device, dtype=x.dtype).expand(x.shape[0]) if t.ndim == 0 else t
+        out = self.model(x, tvec)
+        self.nfe += 1
+        if self.bar is not None:
+            self.bar.update(1)
+        if not isinstance(out, Tensor) or out.shape != x.shape:
+            got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+            raise ValueError(
+                f"model(x, t) must return ε̂ with the shape of x {tuple(x.shape)}, got {got}"
+            )
+        return out
+
+
+def _make_grid(sde: SDE, grid, steps: int, eps: float, denoise: bool, default: str) -> Grid:
+    if isinstance(grid, Tensor) or (grid is not None and not isinstance(grid, str)):
+        t = torch.as_tensor(grid, dtype=torch.float64).flatten()
+        if t.numel() < 1:
+            raise ValueError("grid must contain at least one time")
+        sde.check_time(t, "grid")
+        if t.numel() > 1 and not bool((t[1:] < t[:-1]).all()):
+            raise ValueError("grid must be strictly decreasing (from T towards 0)")
+        sigma_last = sde.marginal(t[-1:])[1]
+        if float(sigma_last) == 0.0:  # explicit grid ending at a noise-free time: denoise there
+            t, denoise = t[:-1], True
+            if t.numel() == 0:
+                raise ValueError("grid must contain a time with σ_t > 0 before the final t = 0")
+        return Grid.from_times(sde, t, denoise)
+    name = default if grid is None else grid
+    if name not in GRIDS:
+        raise ValueError(f"unknown grid {name!r}; valid grids: {', '.join(GRIDS)} or a tensor")
+    num = steps if denoise else steps + 1
+    return Grid.from_times(sde, GRIDS[name](sde, num, eps), denoise)
+
+
+def sample(
+    sde: SDE,
+    model,
+    *,
+    n: int | None = None,
+    x_T: Tensor | None = None,
+    sampler: str = "dpmpp_2m",
+    steps: int = 20,
+    grid: str | Tensor | None = None,
+    eps: float | None = None,
+    generator: torch.Generator | None = None,
+    denoise: bool = True,
+    progress: bool = False,
+    return_info: bool = False,
+    dtype: torch.dtype | None = None,
+    device=None,
+    **options,
+):
+    """Draw x₀ by integrating the reverse SDE / probability-flow ODE of ``sde``.
+
+    **Arguments:**
+    - ``sde``: an :class:`~sdekit.sde.SDE` (its covariance shapes all noise).
+    - ``model``: ``model(x, t) -> ε̂``, the whitened-noise prediction; ``t`` has shape ``(n,)``.
+    - ``n`` / ``x_T``: the number of samples to draw from the prior N(0, σ_T² Σ), or
+      the starting point itself (shape ``(n, *event_shape)``).
+    - ``sampler``: a name from :func:`available_samplers`, e.g. ``"dpmpp_2m"``,
+      ``"ddim"``, ``"ancestral"``, ``"torchsde:srk"``, ``"torchdiffeq:dopri5"``.
+    - ``steps``: the number of steps, the final denoising step included
+      (``denoise=True``): ``steps=20`` with a one-evaluation-per-step sampler is 20 NFE.
+    - ``grid``: ``"time"``, ``"logsnr"``, ``"karras"``, or an explicit decreasing
+      tensor of times in [0, T] (a final 0 with σ_0 = 0 means "denoise there");
+      default: the sampler's own.
+    - ``eps``: the last time of the grid (default ``sde.default_eps``).
+    - ``generator``: a ``torch.Generator`` for the prior and all sampler noise.
+    - ``denoise``: finish with x̂₀ = (x - σ L ε̂)/α at the last grid time.
+    - ``progress``: show a tqdm bar of model evaluations.
+    - ``return_info``: also return a :class:`SampleInfo` (NFE, grid).
+    - ``dtype`` / ``device``: for the prior draw when the covariance holds no tensors.
+    - ``**options``: sampler options (e.g. ``eta`` for DDIM, ``snr`` for PC,
+      ``rtol``/``atol`` for adaptive torchdiffeq methods).
+
+    **Returns:** x₀ of shape ``(n, *event_shape)``, and the :class:`SampleInfo`
+    if ``return_info``.
+    """
+    entry = _resolve(sampler)
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
+    eps = sde.default_eps if eps is None else float(eps)
+    if not (0 < eps < sde.T):
+        raise ValueError(f"eps must lie in (0, T={sde.T}), got {eps}")
+    if x_T is None:
+        if not (isinstance(n, int) and n >= 1):
+            raise ValueError(f"give n (an int >= 1) or x_T; got n={n!r}")
+        x = sde.prior_sample(n, generator=generator, dtype=dtype, device=device)
+    else:
+        sde.covariance.check_input(x_T, "x_T")
+        if x_T.ndim != len(sde.event_shape) + 1:
+            dims = ", ".join(map(str, sde.event_shape))
+            raise ValueError(f"x_T must have shape (n, {dims}), got {tuple(x_T.shape)}")
+        if n is not None and n != x_T.shape[0]:
+            raise ValueError(f"n={n} disagrees with x_T's batch size {x_T.shape[0]}")
+        x = x_T
+    g = _make_grid(sde, grid, steps, eps, denoise, entry.default_grid)
+
+    bar = None
+    if progress:
+        try:
+            from tqdm.auto import tqdm
+        except ImportError as err:  # pragma: no cover
+            raise ImportError("progress=True needs tqdm: pip install tqdm") from err
+        total = None if entry.evals_per_step is None else entry.evals_per_step * g.num_intervals
+        bar = tqdm(
+            total=None if total is None else total + int(g.denoise), desc=sampler, unit="nfe"
+        )
+    counted = _CountingModel(model, sde, bar)
+    try:
+        x = entry.fn(sde, counted, x, g, generator=generator, **options)
+        if g.denoise:
+            t_last = g.t[-1]
+            eps_hat = counted(x, t_last)
+            x = (x - float(g.sigma[-1]) * sde.covariance.sqrt_apply(eps_hat)) / float(g.alpha[-1])
+    finally:
+        if bar is not None:
+            bar.close()
+    if return_info:
+        return x, SampleInfo(nfe=counted.nfe, grid=g, sampler=sampler)
+    return x
+
+
+def whitened_noise(x: Tensor, generator: torch.Generator | None) -> Tensor:
+    """z ~ N(0, I) shaped like x (samplers apply L themselves)."""
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+
+
+def data_prediction(sde: SDE, eps: Tensor, x: Tensor, alpha: float, sigma: float) -> Tensor:
+    """x̂₀ = (x - σ L ε̂) / α."""
+    return (x - sigma * sde.covariance.sqrt_apply(eps)) / alpha

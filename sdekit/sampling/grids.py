@@ -1,0 +1,46 @@
+"""Time grids for samplers: decreasing times from T to eps.
+
+Each grid is uniform in some function of t: t itself, the log-SNR λ(t), or the
+EDM noise level σ̃ = σ_t/α_t = exp(-λ/2) raised to 1/ρ (Karras et al. 2022).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..sde import SDE
+
+__all__ = ["GRIDS", "time_uniform", "logsnr_uniform", "karras"]
+
+
+def time_uniform(sde: SDE, num: int, eps: float) -> Tensor:
+    """t_i uniform from T to eps."""
+    return torch.linspace(sde.T, eps, num, dtype=torch.float64)
+
+
+def logsnr_uniform(sde: SDE, num: int, eps: float) -> Tensor:
+    """λ(t_i) uniform from λ(T) to λ(eps) (DPM-Solver's default)."""
+    lo, hi = sde.log_snr(torch.tensor([sde.T, eps], dtype=torch.float64))
+    return _pin(sde.t_of_log_snr(torch.linspace(lo, hi, num, dtype=torch.float64)), sde.T, eps)
+
+
+def karras(sde: SDE, num: int, eps: float, rho: float = 7.0) -> Tensor:
+    """σ̃_i^(1/ρ) uniform, σ̃ = exp(-λ/2) (EDM's schedule, ρ = 7)."""
+    lam = sde.log_snr(torch.tensor([sde.T, eps], dtype=torch.float64))
+    s_max, s_min = torch.exp(-0.5 * lam)
+    ramp = torch.linspace(0, 1, num, dtype=torch.float64)
+    s = (s_max ** (1 / rho) + ramp * (s_min ** (1 / rho) - s_max ** (1 / rho))) ** rho
+    return _pin(sde.t_of_log_snr(-2 * torch.log(s)), sde.T, eps)
+
+
+def _pin(t: Tensor, T: float, eps: float) -> Tensor:
+    """Set the end points exactly (the inverse map is exact only to rounding)."""
+    t = t.clone()
+    t[0] = T
+    if t.numel() > 1:
+        t[-1] = eps
+    return t.clamp(eps, T)
+
+
+GRIDS = {"time": time_uniform, "logsnr": logsnr_uniform, "karras": karras}

@@ -1,0 +1,26 @@
+"""Forward SDEs with covariance-shaped noise, their reverse processes and discrete chains."""
+
+from .base import SDE, DiscreteChain, ReverseProcess
+from .parameterization import eps_from_score, eps_from_v, eps_from_x0
+from .schedules import CosineSchedule, DiscreteSchedule, LinearSchedule, VPSchedule
+from .ve import NIVESDE, VESDE
+from .vp import NIVPSDE, VPSDE, NISubVPSDE, SubVPSDE
+
+__all__ = [
+    "SDE",
+    "NIVPSDE",
+    "NIVESDE",
+    "NISubVPSDE",
+    "VPSDE",
+    "VESDE",
+    "SubVPSDE",
+    "ReverseProcess",
+    "DiscreteChain",
+    "VPSchedule",
+    "LinearSchedule",
+    "CosineSchedule",
+    "DiscreteSchedule",
+    "eps_from_x0",
+    "eps_from_v",
+    "eps_from_score",
+]

@@ -1,0 +1,241 @@
+"""The abstract SDE: a forward noising process x_t = α_t x_0 + σ_t L ε with Σ = L Lᵀ.
+
+Every SDE in sdekit is linear with scalar coefficients and noise shaped by a
+covariance operator:
+
+    dx = f(t) x dt + g(t) L dW,   f = d log α / dt,   g² = dσ²/dt - 2 f σ².
+
+Its marginals are x_t | x_0 ~ N(α_t x_0, σ_t² Σ). The network predicts the
+*whitened* noise ε (model(x_t, t) ≈ ε), from which
+
+    score       ∇log p_t(x) = -L⁻ᵀ ε / σ_t,       Σ∇log p_t(x) = -L ε / σ_t,
+    reverse SDE dx = [f x + (g²/σ_t) L ε] dt + g L dW̄,
+    PF ODE      dx/dt = f x + (g²/(2σ_t)) L ε.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..covariance import CovarianceOperator
+
+__all__ = ["SDE", "ReverseProcess", "DiscreteChain"]
+
+
+def _as_time(t, dtype=torch.float64) -> Tensor:
+    if isinstance(t, Tensor):
+        return t if t.is_floating_point() else t.to(dtype)
+    return torch.as_tensor(t, dtype=dtype)
+
+
+def expand_to(c: Tensor, x: Tensor) -> Tensor:
+    """Reshape per-sample coefficients ``(n,)`` (or a scalar) to broadcast over ``x``."""
+    c = c.to(dtype=x.dtype, device=x.device)
+    if c.ndim == 0:
+        return c
+    return c.reshape(*c.shape, *([1] * (x.ndim - c.ndim)))
+
+
+@dataclass(frozen=True)
+class DiscreteChain:
+    """A discrete diffusion chain: times ``t`` (N,) with marginals α_i, σ_i (float64).
+
+    For VP, ``betas`` are DDPM's β_i = 1 - α_i²/α_{i-1}² (α_0 = 1); for VE the
+    chain is SMLD's geometric σ grid.
+    """
+
+    t: Tensor
+    alpha: Tensor
+    sigma: Tensor
+
+    @property
+    def alphas_cumprod(self) -> Tensor:
+        """ᾱ_i = α_i²."""
+        return self.alpha.square()
+
+    @property
+    def betas(self) -> Tensor:
+        """β_i = 1 - ᾱ_i / ᾱ_{i-1} with ᾱ_0 = 1 (the DDPM transition variances)."""
+        prev = torch.cat([self.alpha.new_ones(1), self.alpha[:-1]])
+        return -torch.expm1(2 * (self.alpha.log() - prev.log()))
+
+    def __len__(self) -> int:
+        return self.t.numel()
+
+
+class SDE(abc.ABC):
+    """Abstract linear SDE with covariance-shaped noise (see the module docstring).
+
+    Subclasses implement :meth:`marginal`, :meth:`drift_coef`, :meth:`diffusion`,
+    :meth:`t_of_log_snr` and :meth:`_chain_times`; everything else is derived.
+
+    Attributes: ``covariance`` (a :class:`CovarianceOperator`), ``T`` (the time
+    horizon), ``default_eps`` (the smallest time samplers integrate to).
+    """
+
+    covariance: CovarianceOperator
+    T: float
+    default_eps: float
+
+    def __init__(self, covariance: CovarianceOperator, T: float):
+        if not isinstance(covariance, CovarianceOperator):
+            raise TypeError(
+                f"covariance must be a CovarianceOperator (e.g. GFFCovariance), "
+                f"got {type(covariance).__name__}"
+            )
+        if not (isinstance(T, (int, float)) and T > 0):
+            raise ValueError(f"T must be a positive number, got {T!r}")
+        self.covariance = covariance
+        self.T = float(T)
+
+    # ------------------------------------------------------------- the core
+    @abc.abstractmethod
+    def marginal(self, t) -> tuple[Tensor, Tensor]:
+        """(α_t, σ_t) such that x_t = α_t x_0 + σ_t L ε."""
+
+    @abc.abstractmethod
+    def drift_coef(self, t) -> Tensor:
+        """f(t) = d log α_t / dt."""
+
+    @abc.abstractmethod
+    def diffusion(self, t) -> Tensor:
+        """g(t) = sqrt(dσ²/dt - 2 f σ²)."""
+
+    @abc.abstractmethod
+    def t_of_log_snr(self, log_snr) -> Tensor:
+        """The inverse of :meth:`log_snr`."""
+
+    @abc.abstractmethod
+    def _chain_times(self, num_steps: int) -> Tensor:
+        """The times of the classical discrete chain with ``num_steps`` steps."""
+
+    # ------------------------------------------------------------ derived
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        return self.covariance.event_shape
+
+    @property
+    def prior_scale(self) -> float:
+        """s such that the prior is N(0, s² Σ): σ_T."""
+        return float(self.marginal(torch.tensor(self.T, dtype=torch.float64))[1])
+
+    def log_snr(self, t) -> Tensor:
+        """λ(t) = log(α_t² / σ_t²), decreasing in t."""
+        alpha, sigma = self.marginal(t)
+        return 2 * (alpha.log() - sigma.log())
+
+    def check_time(self, t, name: str = "t") -> Tensor:
+        """``t`` as a tensor, or a ValueError unless every entry lies in [0, T]."""
+        t = _as_time(t)
+        if t.numel() and (bool((t < 0).any()) or bool((t > self.T * (1 + 1e-12)).any())):
+            raise ValueError(
+                f"{name} must lie in [0, T={self.T}], got values in "
+                f"[{float(t.min()):.6g}, {float(t.max()):.6g}]"
+            )
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} must be finite")
+        return t
+
+    def perturb(
+        self, x0: Tensor, t, noise: Tensor | None = None, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Sample x_t = α_t x_0 + σ_t L ε from the forward marginal.
+
+        **Arguments:** ``x0`` of shape ``(n, *event_shape)``; ``t`` a scalar or
+        ``(n,)``; ``noise`` the whitened ε (drawn if ``None``).
+
+        **Returns:** ``(x_t, ε)``.
+        """
+        self.covariance.check_input(x0, "x0")
+        t = self.check_time(t).to(x0.device)
+        if noise is None:
+            noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+        elif noise.shape != x0.shape:
+            raise ValueError(
+                f"noise must have the shape of x0 {tuple(x0.shape)}, got {tuple(noise.shape)}"
+            )
+        alpha, sigma = self.marginal(t)
+        xt = expand_to(alpha, x0) * x0 + expand_to(sigma, x0) * self.covariance.sqrt_apply(noise)
+        return xt, noise
+
+    def prior_sample(
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        *,
+        dtype: torch.dtype | None = None,
+        device=None,
+    ) -> Tensor:
+        """x_T = σ_T L z, z ~ N(0, I): a draw from the prior N(0, σ_T² Σ)."""
+        return self.prior_scale * self.covariance.sample(
+            n, generator=generator, dtype=dtype, device=device
+        )
+
+    def prior_logp(self, x: Tensor) -> Tensor:
+        """log N(x; 0, σ_T² Σ) = log N(x/σ_T; 0, Σ) - d log σ_T, shape ``batch``."""
+        s = self.prior_scale
+        return self.covariance.log_prob(x / s) - self.covariance.dim * math.log(s)
+
+    def eps_to_score(self, eps: Tensor, t) -> Tensor:
+        """∇log p_t(x) = -L⁻ᵀ ε / σ_t."""
+        sigma = self.marginal(_as_time(t))[1]
+        return -self.covariance.inv_sqrt_apply_t(eps) / expand_to(sigma, eps)
+
+    def eps_to_x0(self, eps: Tensor, x: Tensor, t) -> Tensor:
+        """x̂_0 = (x - σ_t L ε) / α_t (Tweedie's denoiser for the exact ε)."""
+        alpha, sigma = self.marginal(_as_time(t))
+        return (x - expand_to(sigma, x) * self.covariance.sqrt_apply(eps)) / expand_to(alpha, x)
+
+    def reverse(self, model, probability_flow: bool = False) -> ReverseProcess:
+        """The reverse-time SDE (or the probability-flow ODE) driven by ``model``."""
+        return ReverseProcess(self, model, probability_flow)
+
+    def discretize(self, num_steps: int) -> DiscreteChain:
+        """The classical discrete chain: DDPM for VP (t_i = iT/N), SMLD for VE."""
+        if not (isinstance(num_steps, int) and num_steps >= 1):
+            raise ValueError(f"num_steps must be a positive int, got {num_steps!r}")
+        t = self._chain_times(num_steps)
+        alpha, sigma = self.marginal(t)
+        return DiscreteChain(t=t, alpha=alpha, sigma=sigma)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(covariance={self.covariance!r}, T={self.T})"
+
+
+class ReverseProcess:
+    """The reverse-time process of an SDE, driven by an ε-prediction model.
+
+    ``drift(x, t)`` = f x + c (g²/σ_t) L ε̂(x, t), with c = 1 for the reverse SDE
+    and c = ½ for the probability-flow ODE; ``diffusion_apply(z, t)`` = g L z
+    (zero for the ODE). Both are written for time running *forward*
+    (dx = drift dt + g L dW); integrate them from T down to eps.
+    """
+
+    def __init__(self, sde: SDE, model, probability_flow: bool = False):
+        if not callable(model):
+            raise TypeError(f"model must be callable as model(x, t), got {type(model).__name__}")
+        self.sde = sde
+        self.model = model
+        self.probability_flow = bool(probability_flow)
+
+    def drift(self, x: Tensor, t) -> Tensor:
+        t = self.sde.check_time(t)
+        tvec = t.to(device=x.device, dtype=x.dtype).expand(x.shape[0]) if t.ndim == 0 else t
+        eps = self.model(x, tvec)
+        f = self.sde.drift_coef(t)
+        g2 = self.sde.diffusion(t).square()
+        sigma = self.sde.marginal(t)[1]
+        c = 0.5 if self.probability_flow else 1.0
+        return expand_to(f, x) * x + expand_to(c * g2 / sigma, x) * self.sde.covariance.sqrt_apply(
+            eps
+        )
+
+    def diffusion_apply(self, z: Tensor, t) -> Tensor:
+        if self.probability_flow:
+            return torch.zeros_like(z)
+        return expand_to(self.sde.diffusion(_as_time(t)), z) * self.sde.covariance.sqrt_apply(z)

@@ -1,0 +1,78 @@
+"""Bad input to sample() gets a clear error."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import F64
+from sampling_cases import SHAPE, problem
+
+from sdekit import sample
+
+
+@pytest.fixture(scope="module")
+def oracle():
+    return problem("vp", "gff")
+
+
+def test_unknown_sampler_lists_the_valid_ones(oracle):
+    with pytest.raises(
+        ValueError, match=r"unknown sampler 'dpm'.*ancestral.*dpmpp_2m.*torchsde:<method>"
+    ):
+        sample(oracle.sde, oracle, n=2, sampler="dpm")
+    with pytest.raises(ValueError, match="unknown torchsde method 'rk4'.*torchsde:euler"):
+        sample(oracle.sde, oracle, n=2, sampler="torchsde:rk4")
+    with pytest.raises(ValueError, match="torchsde:reversible_heun is not supported"):
+        sample(oracle.sde, oracle, n=2, sampler="torchsde:reversible_heun")
+    with pytest.raises(ValueError, match="unknown torchdiffeq method 'srk'"):
+        sample(oracle.sde, oracle, n=2, sampler="torchdiffeq:srk")
+
+
+def test_bad_steps_n_and_x_T(oracle):
+    with pytest.raises(ValueError, match="steps must be an int >= 1, got 0"):
+        sample(oracle.sde, oracle, n=2, steps=0)
+    with pytest.raises(ValueError, match="give n"):
+        sample(oracle.sde, oracle)
+    with pytest.raises(ValueError, match=r"x_T must have shape \(\*batch, 1, 6, 6\)"):
+        sample(oracle.sde, oracle, x_T=torch.zeros(2, 6, 6, dtype=F64))
+    with pytest.raises(ValueError, match=r"x_T must have shape \(n, 1, 6, 6\)"):
+        sample(oracle.sde, oracle, x_T=torch.zeros(2, 2, *SHAPE, dtype=F64))
+    with pytest.raises(ValueError, match="n=3 disagrees with x_T's batch size 2"):
+        sample(oracle.sde, oracle, n=3, x_T=torch.zeros(2, *SHAPE, dtype=F64))
+
+
+def test_times_outside_the_horizon(oracle):
+    with pytest.raises(ValueError, match=r"grid must lie in \[0, T=1.0\]"):
+        sample(oracle.sde, oracle, n=2, grid=torch.tensor([1.5, 0.5]))
+    with pytest.raises(ValueError, match="grid must be strictly decreasing"):
+        sample(oracle.sde, oracle, n=2, grid=torch.tensor([0.5, 0.9]))
+    with pytest.raises(ValueError, match=r"eps must lie in \(0, T=1.0\)"):
+        sample(oracle.sde, oracle, n=2, eps=0.0)
+    with pytest.raises(ValueError, match="unknown grid 'cosine'"):
+        sample(oracle.sde, oracle, n=2, grid="cosine")
+
+
+def test_model_returning_the_wrong_shape(oracle):
+    with pytest.raises(
+        ValueError,
+        match=r"model\(x, t\) must return ε̂ with the shape of x \(2, 1, 6, 6\), got \(2, 36\)",
+    ):
+        sample(oracle.sde, lambda x, t: x.reshape(2, -1), n=2, dtype=F64)
+    with pytest.raises(ValueError, match="got tuple"):
+        sample(oracle.sde, lambda x, t: (x,), n=2, dtype=F64)
+
+
+def test_bad_sampler_options(oracle):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'etaa'"):
+        sample(oracle.sde, oracle, n=2, sampler="ddim", etaa=1.0, dtype=F64)
+    with pytest.raises(ValueError, match="variance must be 'posterior' or 'beta'"):
+        sample(oracle.sde, oracle, n=2, sampler="ancestral", variance="large", dtype=F64)
+    with pytest.raises(ValueError, match="predictor must be"):
+        sample(oracle.sde, oracle, n=2, sampler="pc", predictor="ode", dtype=F64)
+    with pytest.raises(ValueError, match="eta must be >= 0"):
+        sample(oracle.sde, oracle, n=2, sampler="ddim", eta=-1.0, dtype=F64)
+
+
+def test_dtype_mismatch_of_x_T(oracle):
+    with pytest.raises(TypeError, match="x_T has dtype torch.float32"):
+        sample(oracle.sde, oracle, x_T=torch.zeros(2, *SHAPE))
