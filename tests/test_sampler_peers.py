@@ -145,3 +145,50 @@ def test_dpmpp_2m_sde_matches_sde_dpmsolver(setup):
         generator=torch.Generator().manual_seed(4),
     )
     torch.testing.assert_close(y, x, rtol=2e-6, atol=2e-6)
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+@pytest.mark.parametrize("steps", [6, 10, 20])
+def test_unipc_bh2_matches_unipc_scheduler(setup, order, steps):
+    sde, oracle, x_T = setup
+    s = float64_schedule(
+        diffusers.UniPCMultistepScheduler(
+            num_train_timesteps=N, solver_order=order, solver_type="bh2"
+        )
+    )
+    s.set_timesteps(steps)
+    model, x = diffusers_model(oracle), x_T.clone()
+    for k in s.timesteps:
+        x = s.step(model(x, k), k, x).prev_sample
+    y, info = sample(
+        sde,
+        oracle,
+        x_T=x_T,
+        sampler="unipc",
+        order=order,
+        variant="bh2",
+        grid=grid_of(s),
+        return_info=True,
+    )
+    assert info.nfe == steps
+    torch.testing.assert_close(y, x, rtol=2e-6, atol=2e-6)
+
+
+def test_unipc_bh1_matches_unipc_scheduler_to_sigma_min(setup):
+    """diffusers' bh1 returns NaN when its last step goes to σ = 0 (B(h) = h = -∞), so
+    compare with final_sigmas_type="sigma_min": the last step goes to t = 1/N."""
+    sde, oracle, x_T = setup
+    s = float64_schedule(
+        diffusers.UniPCMultistepScheduler(
+            num_train_timesteps=N, solver_order=3, solver_type="bh1", final_sigmas_type="sigma_min"
+        )
+    )
+    s.set_timesteps(10)
+    model, x = diffusers_model(oracle), x_T.clone()
+    for k in s.timesteps:
+        x = s.step(model(x, k), k, x).prev_sample
+    grid = torch.cat([(s.timesteps.to(F64) + 1) / N, torch.tensor([1 / N], dtype=F64)])
+    y = sample(
+        sde, oracle, x_T=x_T, sampler="unipc", order=3, variant="bh1", grid=grid, denoise=False
+    )
+    torch.testing.assert_close(y, x, rtol=2e-6, atol=2e-6)

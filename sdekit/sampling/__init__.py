@@ -12,6 +12,7 @@ from . import (  # noqa: F401  (each module registers its sampler)
     pc,
     torchdiffeq_backend,
     torchsde_backend,
+    unipc,
 )
 from .engine import SAMPLERS, Grid, SampleInfo, available_samplers, register_sampler, sample
 from .grids import GRIDS, karras, logsnr_uniform, time_uniform

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from .engine import data_prediction, register_sampler, whitened_noise
+from .engine import register_sampler, whitened_noise
 
 
 @register_sampler("ancestral", default_grid="time", stochastic=True)
@@ -27,8 +27,10 @@ def ancestral(sde, model, x, grid, *, generator=None, variance: str = "posterior
         a_s, s_s = float(grid.alpha[i + 1]), float(grid.sigma[i + 1])
         a_ts = a_t / a_s
         var_ts = s_t**2 - a_ts**2 * s_s**2
-        x0 = data_prediction(sde, model(x, grid.t[i]), x, a_t, s_t)
-        mean = (a_ts * s_s**2 / s_t**2) * x + (a_s * var_ts / s_t**2) * x0
         var = var_ts * s_s**2 / s_t**2 if variance == "posterior" else var_ts
-        x = mean + math.sqrt(var) * L(whitened_noise(x, generator))
+        # x̂₀ = (x - σ_t L ε̂)/α_t folded in, so L is applied once to (ε̂, z)
+        c_x0 = a_s * var_ts / s_t**2
+        w = (-c_x0 * s_t / a_t) * model(x, grid.t[i])
+        w = w + math.sqrt(var) * whitened_noise(x, generator)
+        x = (a_ts * s_s**2 / s_t**2 + c_x0 / a_t) * x + L(w)
     return x

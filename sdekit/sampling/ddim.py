@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from .engine import data_prediction, register_sampler, whitened_noise
+from .engine import register_sampler, whitened_noise
 
 
 @register_sampler("ddim", default_grid="time")
@@ -20,10 +20,10 @@ def ddim(sde, model, x, grid, *, generator=None, eta: float = 0.0):
     for i in range(grid.num_intervals):
         a_t, s_t = float(grid.alpha[i]), float(grid.sigma[i])
         a_s, s_s = float(grid.alpha[i + 1]), float(grid.sigma[i + 1])
-        eps = model(x, grid.t[i])
-        x0 = data_prediction(sde, eps, x, a_t, s_t)
         c2 = eta**2 * s_s**2 * (1 - (a_t * s_s) ** 2 / (a_s * s_t) ** 2)
-        x = a_s * x0 + math.sqrt(max(s_s**2 - c2, 0.0)) * L(eps)
+        # x_s = α_s (x - σ_t L ε̂)/α_t + sqrt(σ_s² - c²) L ε̂ + c L z, with one application of L
+        w = (math.sqrt(max(s_s**2 - c2, 0.0)) - a_s * s_t / a_t) * model(x, grid.t[i])
         if eta > 0:
-            x = x + math.sqrt(c2) * L(whitened_noise(x, generator))
+            w = w + math.sqrt(c2) * whitened_noise(x, generator)
+        x = (a_s / a_t) * x + L(w)
     return x
