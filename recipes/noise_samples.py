@@ -17,21 +17,9 @@ import torch
 from einops import rearrange
 
 from sdekit import GFFCovariance, IdentityCovariance
+from sdekit.metrics import radial_power_spectrum
 
 log = logging.getLogger("noise_samples")
-
-
-def radial_power(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean |F x|² per integer radius |k| (orthonormal DFT), averaged over samples."""
-    h, w = x.shape[-2:]
-    power = torch.fft.fft2(x, norm="ortho").abs().square().flatten(0, -3).mean(0)
-    ky = torch.fft.fftfreq(h, 1 / h)
-    kx = torch.fft.fftfreq(w, 1 / w)
-    radius = (ky[:, None].square() + kx[None, :].square()).sqrt().round().long()
-    total = torch.zeros(int(radius.max()) + 1).index_add_(0, radius.flatten(), power.flatten())
-    count = torch.zeros_like(total).index_add_(0, radius.flatten(), torch.ones(h * w))
-    keep = count > 0
-    return torch.arange(len(total))[keep], total[keep] / count[keep]
 
 
 def to_image(x: torch.Tensor) -> torch.Tensor:
@@ -73,7 +61,7 @@ def main(argv=None) -> Path:
             ax.set_yticks([])
             if c == 0:
                 ax.set_ylabel(title.split("  ")[0], fontsize=11)
-        k, p = radial_power(samples)
+        k, p = radial_power_spectrum(samples)
         ax_spec.loglog(k[1:], p[1:], "o-", ms=3, label=title)
         log.info("%s: pixel variance %.3f", title, float(samples.var()))
     ax_spec.set_xlabel("spatial frequency |k|")

@@ -19,4 +19,5 @@ def test_readme_python_blocks_run(code):
 def test_readme_has_the_two_commands():
     text = README.read_text()
     assert "pip install torch==2.13.0" in text
-    assert "python recipes/" in text and "pytest -q" in text
+    assert "python recipes/fashion_mnist_nivp.py --preset smoke" in text and "pytest -q" in text
+    assert "apt-get install -y dataset-fashion-mnist" in text

@@ -7,6 +7,7 @@ from .fourier import FourierCovariance, mirror_frequencies
 from .gff import GFFCovariance, gff_eigenvalues
 from .identity import IdentityCovariance
 from .kronecker import KroneckerCovariance
+from .registry import NOISE_NAMES, make_covariance
 
 __all__ = [
     "CovarianceOperator",
@@ -18,4 +19,6 @@ __all__ = [
     "KroneckerCovariance",
     "gff_eigenvalues",
     "mirror_frequencies",
+    "make_covariance",
+    "NOISE_NAMES",
 ]

@@ -137,6 +137,26 @@ class _CountingModel:
         return out
 
 
+class _ClippedModel:
+    """ε̂' = L⁻¹(x - α clamp(x̂₀, -c, c))/σ: the ε̂ of the clipped data prediction."""
+
+    def __init__(self, model, sde: SDE, c: float):
+        if not c > 0:
+            raise ValueError(f"clip_x0 must be > 0, got {c}")
+        self.model, self.sde, self.c = model, sde, c
+
+    def __call__(self, x: Tensor, t: Tensor) -> Tensor:
+        eps = self.model(x, t)
+        if not isinstance(eps, Tensor) or eps.shape != x.shape:
+            return eps  # let the shape check report it
+        alpha, sigma = self.sde.marginal(t.to(torch.float64))
+        a = alpha.to(x.dtype).reshape(-1, *([1] * (x.ndim - 1)))
+        s = sigma.to(x.dtype).reshape(-1, *([1] * (x.ndim - 1)))
+        cov = self.sde.covariance
+        x0 = ((x - s * cov.sqrt_apply(eps)) / a).clamp(-self.c, self.c)
+        return cov.inv_sqrt_apply(x - a * x0) / s
+
+
 def _make_grid(sde: SDE, grid, steps: int, eps: float, denoise: bool, default: str) -> Grid:
     if isinstance(grid, Tensor) or (grid is not None and not isinstance(grid, str)):
         t = torch.as_tensor(grid, dtype=torch.float64).flatten()
@@ -172,6 +192,7 @@ def sample(
     denoise: bool = True,
     progress: bool = False,
     return_info: bool = False,
+    clip_x0: float | None = None,
     dtype: torch.dtype | None = None,
     device=None,
     **options,
@@ -195,6 +216,9 @@ def sample(
     - ``denoise``: finish with x̂₀ = (x - σ L ε̂)/α at the last grid time.
     - ``progress``: show a tqdm bar of model evaluations.
     - ``return_info``: also return a :class:`SampleInfo` (NFE, grid).
+    - ``clip_x0``: for data in [-c, c], clamp the model's x̂₀ = (x - σ L ε̂)/α to
+      [-c, c] at every evaluation and use the ε̂ consistent with it (DDPM's
+      ``clip_denoised``, diffusers' ``clip_sample``); robust for images.
     - ``dtype`` / ``device``: for the prior draw when the covariance holds no tensors.
     - ``**options``: sampler options (e.g. ``eta`` for DDIM, ``snr`` for PC,
       ``rtol``/``atol`` for adaptive torchdiffeq methods).
@@ -232,6 +256,8 @@ def sample(
         bar = tqdm(
             total=None if total is None else total + int(g.denoise), desc=sampler, unit="nfe"
         )
+    if clip_x0 is not None:
+        model = _ClippedModel(model, sde, float(clip_x0))
     counted = _CountingModel(model, sde, bar)
     try:
         x = entry.fn(sde, counted, x, g, generator=generator, **options)

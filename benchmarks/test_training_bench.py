@@ -1,0 +1,70 @@
+"""One training step, NI (GFF) vs isotropic, and data loading, side by side.
+
+    pytest benchmarks/test_training_bench.py --benchmark-only
+
+Target (issue 4): GFF step / isotropic step ≤ 1.05 with the same U-Net and batch;
+loading a batch must cost a small fraction of a step.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sdekit.data import BatchStream, ImageDataset
+from sdekit.training import TrainConfig, Trainer
+from sdekit.training.experiment import build_model, build_sde
+
+CFG = {  # the Fashion-MNIST "cpu" preset's model and batch
+    "dataset": "fashion_mnist",
+    "resolution": 28,
+    "beta_start": 1e-4,
+    "beta_end": 0.02,
+    "num_timesteps": 1000,
+    "model": {
+        "ch": 32,
+        "ch_mult": [1, 2, 2],
+        "num_res_blocks": 1,
+        "attn_resolutions": [7],
+        "dropout": 0.0,
+        "groups": 8,
+    },
+}
+BATCH = 64
+
+
+def fake_dataset(n=2048, shape=(1, 28, 28)):
+    g = torch.Generator().manual_seed(0)
+    return ImageDataset(torch.randint(0, 256, (n, *shape), generator=g, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize("noise", ["isotropic", "gff"])
+def test_training_step(benchmark, tmp_path, noise):
+    benchmark.group = "training step (U-Net 1.1M, batch 64, 1x28x28)"
+    cfg = {**CFG, "noise": noise}
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    loss_space = "correlated" if noise == "gff" else "whitened"
+    trainer = Trainer(
+        build_sde(cfg),
+        model,
+        fake_dataset(),
+        TrainConfig(
+            steps=10**6, batch_size=BATCH, warmup=10, progress=False, loss_space=loss_space
+        ),
+        tmp_path,
+        device="cpu",
+    )
+    benchmark.pedantic(trainer.train_step, rounds=10, warmup_rounds=2)
+
+
+@pytest.mark.parametrize("kind", ["fashion_mnist_64", "cifar10_128_flips"])
+def test_data_loading(benchmark, kind):
+    benchmark.group = "data loading (one batch from memory)"
+    if kind == "fashion_mnist_64":
+        stream = BatchStream(fake_dataset(60000), 64)
+    else:
+        ds = fake_dataset(50000, (3, 32, 32))
+        ds.flip = True
+        stream = BatchStream(ds, 128)
+    benchmark(stream.next)

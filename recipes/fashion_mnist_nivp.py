@@ -1,0 +1,74 @@
+"""NI-VP (GFF noise) vs isotropic VP diffusion on Fashion-MNIST, sized for a CPU.
+
+    python recipes/fashion_mnist_nivp.py --preset smoke            # minutes: train + PNG grid
+    python recipes/fashion_mnist_nivp.py --preset cpu --noise gff  # ≈ 45 min on 2 cores
+    python recipes/fashion_mnist_nivp.py evaluate --preset cpu --noise gff
+
+Data: --data-dir, else Debian's 'dataset-fashion-mnist' package
+(/usr/share/datasets/fashion-mnist), else a download.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from sdekit.training.cli import run_recipe
+
+DDPM_SCHEDULE = {"beta_start": 1e-4, "beta_end": 0.02, "num_timesteps": 1000}
+
+PRESETS = {
+    "smoke": {
+        "_about": "tiny U-Net at 16x16, 300 steps: a few minutes on a CPU",
+        "resolution": 16,
+        "noise": "gff",
+        **DDPM_SCHEDULE,
+        "model": {
+            "ch": 16,
+            "ch_mult": [1, 2],
+            "num_res_blocks": 1,
+            "attn_resolutions": [8],
+            "dropout": 0.0,
+            "groups": 8,
+        },
+        "train": {
+            "steps": 300,
+            "batch_size": 32,
+            "lr": 1e-3,
+            "warmup": 50,
+            "ema_decay": 0.99,
+            "log_every": 25,
+            "ckpt_every": 100,
+            "sample_n": 36,
+            "sample_steps": 20,
+        },
+    },
+    "cpu": {
+        "_about": "1.1M-parameter U-Net at 28x28, 4000 steps of batch 64: about 45 minutes "
+        "on 2 cores, recognisable garments",
+        "resolution": 28,
+        "noise": "gff",
+        **DDPM_SCHEDULE,
+        "model": {
+            "ch": 32,
+            "ch_mult": [1, 2, 2],
+            "num_res_blocks": 1,
+            "attn_resolutions": [7],
+            "dropout": 0.0,
+            "groups": 8,
+        },
+        "train": {
+            "steps": 4000,
+            "batch_size": 64,
+            "lr": 1e-3,
+            "warmup": 200,
+            "ema_decay": 0.999,
+            "log_every": 50,
+            "ckpt_every": 500,
+            "sample_n": 64,
+            "sample_steps": 50,
+        },
+    },
+}
+
+if __name__ == "__main__":
+    sys.exit(run_recipe(__doc__.split("\n\n")[0], PRESETS, "fashion_mnist"))

@@ -1,0 +1,36 @@
+"""PNG sample grids."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+
+def image_grid(x: Tensor, nrow: int | None = None, pad: int = 2) -> Tensor:
+    """Tile images (n, C, H, W) in [-1, 1] into one uint8 (H', W', C) array."""
+    n, c, h, w = x.shape
+    nrow = nrow or math.ceil(math.sqrt(n))
+    ncol = math.ceil(n / nrow)
+    grid = torch.ones(c, ncol * (h + pad) + pad, nrow * (w + pad) + pad)
+    for i in range(n):
+        r, col = divmod(i, nrow)
+        y0, x0 = pad + r * (h + pad), pad + col * (w + pad)
+        grid[:, y0 : y0 + h, x0 : x0 + w] = x[i].detach().float().cpu().clamp(-1, 1)
+    return ((grid + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0)
+
+
+def save_image_grid(x: Tensor, path, nrow: int | None = None, scale: int = 2) -> Path:
+    """Write a PNG grid of images in [-1, 1] (nearest-neighbour upscaled by ``scale``)."""
+    from PIL import Image
+
+    arr = image_grid(x, nrow).numpy()
+    img = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+    return path
