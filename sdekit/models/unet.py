@@ -18,7 +18,7 @@ __all__ = ["UNet", "timestep_embedding"]
 
 
 def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
-    """Sinusoidal embedding [sin(t ω_j), cos(t ω_j)], ω_j = max_period^(-j/(dim/2)) (Vaswani et al.)."""
+    """Sinusoidal embedding [sin(t ω_j), cos(t ω_j)], ω_j = max_period^(-2j/dim) (Vaswani)."""
     half = dim // 2
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device) / half)
     args = t.float()[:, None] * freqs[None]
@@ -119,10 +119,9 @@ class UNet(nn.Module):
         time_scale: float = 1000.0,
     ):
         super().__init__()
-        if resolution % (2 ** (len(ch_mult) - 1)):
-            raise ValueError(
-                f"resolution {resolution} must be divisible by 2^(levels-1) = {2 ** (len(ch_mult) - 1)}"
-            )
+        factor = 2 ** (len(ch_mult) - 1)
+        if resolution % factor:
+            raise ValueError(f"resolution {resolution} must be divisible by {factor}")
         self.in_channels, self.resolution, self.time_scale = in_channels, resolution, time_scale
         self.ch, tdim = ch, 4 * ch
         self.temb = nn.Sequential(nn.Linear(ch, tdim), nn.SiLU(), nn.Linear(tdim, tdim))

@@ -230,9 +230,7 @@ def evaluate_run(
         "| sampler | steps | NFE | seconds | log-spectrum RMSE |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
-    lines += [
-        f"| {r['sampler']} | {r['steps']} | {r['nfe']} | {r['seconds']} | {r['log_spectrum_rmse']} |"
-        for r in rows
-    ]
+    keys = ("sampler", "steps", "nfe", "seconds", "log_spectrum_rmse")
+    lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
     (Path(run_dir) / "evaluation.md").write_text("\n".join(lines) + "\n")
     return rows
