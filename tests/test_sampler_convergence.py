@@ -21,6 +21,8 @@ DETERMINISTIC = [
     ("dpmpp_2m", {}, "logsnr", 2, (20, 40, 80)),
     # 3M's first-order warm-up step limits its global order to 2 (its error is lower)
     ("dpmpp_3m", {}, "logsnr", 2, (20, 40, 80)),
+    ("unipc", {}, "logsnr", 2, (20, 40, 80)),
+    ("unipc", {"order": 3, "variant": "bh1"}, "logsnr", 2, (20, 40, 80)),
     ("torchdiffeq:euler", {}, "time", 1, (40, 80, 160)),
     ("torchdiffeq:midpoint", {}, "time", 2, (20, 40, 80)),
     ("torchdiffeq:rk4", {}, "time", 4, (40, 80, 160)),

@@ -216,3 +216,37 @@ def test_grid_object():
     g = Grid.from_times(sde, torch.tensor([1.0, 0.5, 0.1], dtype=F64), denoise=False)
     assert g.num_intervals == 2 and g.num_steps == 2
     torch.testing.assert_close(g.log_snr, sde.log_snr(g.t))
+
+
+def test_clip_x0_clamps_the_data_prediction():
+    """With clip_x0 the final x̂₀ lies in [-c, c]; without it an off-range model escapes."""
+    oracle = problem("vp", "gff")
+    wild = lambda x, t: 3.0 * oracle(x, t)  # noqa: E731
+    x = sample(
+        oracle.sde, wild, n=8, steps=10, dtype=F64, generator=torch.Generator().manual_seed(0)
+    )
+    assert float(x.abs().max()) > 1.0
+    y = sample(
+        oracle.sde,
+        wild,
+        n=8,
+        steps=10,
+        dtype=F64,
+        clip_x0=1.0,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert float(y.abs().max()) <= 1.0 + 1e-9
+    # a model that never leaves the range is untouched
+    tame = sample(
+        oracle.sde,
+        oracle,
+        n=4,
+        steps=5,
+        dtype=F64,
+        clip_x0=100.0,
+        generator=torch.Generator().manual_seed(1),
+    )
+    ref = sample(
+        oracle.sde, oracle, n=4, steps=5, dtype=F64, generator=torch.Generator().manual_seed(1)
+    )
+    torch.testing.assert_close(tame, ref)

@@ -69,6 +69,12 @@ def test_bad_sampler_options(oracle):
         sample(oracle.sde, oracle, n=2, sampler="ancestral", variance="large", dtype=F64)
     with pytest.raises(ValueError, match="predictor must be"):
         sample(oracle.sde, oracle, n=2, sampler="pc", predictor="ode", dtype=F64)
+    with pytest.raises(ValueError, match="order must be 1, 2 or 3"):
+        sample(oracle.sde, oracle, n=2, sampler="unipc", order=4, dtype=F64)
+    with pytest.raises(ValueError, match="variant must be 'bh1' or 'bh2'"):
+        sample(oracle.sde, oracle, n=2, sampler="unipc", variant="bh3", dtype=F64)
+    with pytest.raises(ValueError, match="clip_x0 must be > 0"):
+        sample(oracle.sde, oracle, n=2, clip_x0=-1.0, dtype=F64)
     with pytest.raises(ValueError, match="eta must be >= 0"):
         sample(oracle.sde, oracle, n=2, sampler="ddim", eta=-1.0, dtype=F64)
 
