@@ -31,11 +31,14 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     except FileNotFoundError:
         raise
     except Exception as err:
-        raise DatasetError(f"{path} is not a valid CIFAR-10 python batch ({err}); "
-                           "delete it and download again") from None
+        raise DatasetError(
+            f"{path} is not a valid CIFAR-10 python batch ({err}); delete it and download again"
+        ) from None
     if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != data.shape[0]:
-        raise DatasetError(f"{path}: expected data of shape (n, 3072) with n labels, "
-                           f"got {data.shape} and {len(labels)} labels (truncated or corrupt)")
+        raise DatasetError(
+            f"{path}: expected data of shape (n, 3072) with n labels, "
+            f"got {data.shape} and {len(labels)} labels (truncated or corrupt)"
+        )
     return data.reshape(-1, 3, 32, 32), labels
 
 

@@ -21,7 +21,9 @@ class ImageDataset:
 
     def __init__(self, images: Tensor, labels: Tensor | None = None, flip: bool = False):
         if images.dtype != torch.uint8 or images.ndim != 4:
-            raise ValueError(f"images must be uint8 (n, C, H, W), got {images.dtype} {tuple(images.shape)}")
+            raise ValueError(
+                f"images must be uint8 (n, C, H, W), got {images.dtype} {tuple(images.shape)}"
+            )
         self.images, self.labels, self.flip = images, labels, flip
 
     def __len__(self) -> int:
@@ -53,10 +55,18 @@ class BatchStream:
     so a checkpoint resumes the stream exactly.
     """
 
-    def __init__(self, dataset: ImageDataset, global_batch: int, seed: int = 0,
-                 rank: int = 0, world_size: int = 1):
+    def __init__(
+        self,
+        dataset: ImageDataset,
+        global_batch: int,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         if global_batch % world_size:
-            raise ValueError(f"global batch {global_batch} is not divisible by world size {world_size}")
+            raise ValueError(
+                f"global batch {global_batch} is not divisible by world size {world_size}"
+            )
         if global_batch > len(dataset):
             raise ValueError(f"global batch {global_batch} exceeds the dataset size {len(dataset)}")
         self.dataset, self.global_batch, self.seed = dataset, global_batch, seed

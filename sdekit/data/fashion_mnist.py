@@ -30,7 +30,9 @@ def read_idx(path: Path) -> np.ndarray:
         with opener(path, "rb") as f:
             raw = f.read()
     except (OSError, EOFError) as err:
-        raise DatasetError(f"{path} could not be read ({err}); it may be truncated or corrupt")
+        raise DatasetError(
+            f"{path} could not be read ({err}); it may be truncated or corrupt"
+        ) from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DatasetError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
     ndim = raw[3]
@@ -73,8 +75,9 @@ def find_fashion_mnist(data_dir=None, download: bool = True) -> Path:
     return target
 
 
-def load_fashion_mnist(data_dir=None, train: bool = True, download: bool = True,
-                       resolution: int = 28) -> ImageDataset:
+def load_fashion_mnist(
+    data_dir=None, train: bool = True, download: bool = True, resolution: int = 28
+) -> ImageDataset:
     """Fashion-MNIST as an :class:`ImageDataset` of uint8 images (n, 1, 28, 28),
     optionally average-pooled or resized to ``resolution``."""
     folder = find_fashion_mnist(data_dir, download)
@@ -85,7 +88,6 @@ def load_fashion_mnist(data_dir=None, train: bool = True, download: bool = True,
         raise DatasetError(f"{folder}: images {images.shape} and labels {labels.shape} disagree")
     x = torch.from_numpy(images.copy())[:, None]
     if resolution != 28:
-        xf = torch.nn.functional.interpolate(x.float(), size=(resolution, resolution),
-                                             mode="area")
+        xf = torch.nn.functional.interpolate(x.float(), size=(resolution, resolution), mode="area")
         x = xf.round().clamp(0, 255).to(torch.uint8)
     return ImageDataset(x, torch.from_numpy(labels.astype(np.int64)), flip=False)

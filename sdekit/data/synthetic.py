@@ -8,7 +8,9 @@ from ..covariance import GFFCovariance
 from .common import ImageDataset
 
 
-def gaussian_field_dataset(n: int, shape=(1, 16, 16), alpha: float = 1.5, seed: int = 0) -> ImageDataset:
+def gaussian_field_dataset(
+    n: int, shape=(1, 16, 16), alpha: float = 1.5, seed: int = 0
+) -> ImageDataset:
     """n smooth random images (GFF with exponent ``alpha``) as uint8, for tests."""
     g = torch.Generator().manual_seed(seed)
     x = GFFCovariance(shape, alpha=alpha).sample(n, generator=g)
