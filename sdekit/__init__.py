@@ -9,6 +9,7 @@ from .covariance import (
     IdentityCovariance,
     KroneckerCovariance,
 )
+from .likelihood import bits_per_dim, log_likelihood
 from .sampling import available_samplers, sample
 from .sde import (
     NIVESDE,
@@ -45,4 +46,6 @@ __all__ = [
     "eps_from_score",
     "sample",
     "available_samplers",
+    "log_likelihood",
+    "bits_per_dim",
 ]

@@ -1,0 +1,74 @@
+"""Fréchet distance against closed forms; streaming statistics; spectra."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from conftest import F64, random_spd
+
+from sdekit.metrics import FeatureStats, frechet_distance, log_spectrum_distance
+
+
+def test_identical_and_shifted():
+    C = random_spd(5, 0)
+    mu = torch.arange(5, dtype=F64)
+    assert frechet_distance(mu, C, mu, C) == pytest.approx(0.0, abs=1e-9)
+    assert frechet_distance(mu, C, mu + 2, C) == pytest.approx(4 * 5, rel=1e-10)
+
+
+def test_commuting_covariances_closed_form():
+    """Diagonal covariances: FD = Σ (√a_i − √b_i)²."""
+    a = torch.tensor([1.0, 4.0, 0.25, 9.0], dtype=F64)
+    b = torch.tensor([4.0, 1.0, 1.0, 9.0], dtype=F64)
+    ref = float(((a.sqrt() - b.sqrt()) ** 2).sum())
+    assert frechet_distance(
+        torch.zeros(4), torch.diag(a), torch.zeros(4), torch.diag(b)
+    ) == pytest.approx(ref, rel=1e-12)
+    q, _ = torch.linalg.qr(torch.randn(4, 4, dtype=F64))  # same in any rotated basis
+    got = frechet_distance(
+        torch.zeros(4), q @ torch.diag(a) @ q.T, torch.zeros(4), q @ torch.diag(b) @ q.T
+    )
+    assert got == pytest.approx(ref, rel=1e-9)
+
+
+def test_near_singular_and_rank_deficient():
+    """Rank-1 covariances: FD = (√a − √b)² along the shared direction, no NaN."""
+    u = torch.tensor([1.0, 2.0, 2.0], dtype=F64) / 3
+    c1, c2 = 4.0 * torch.outer(u, u), 1.0 * torch.outer(u, u)
+    assert frechet_distance(torch.zeros(3), c1, torch.zeros(3), c2) == pytest.approx(1.0, abs=1e-7)
+    tiny = c1 + 1e-14 * torch.eye(3, dtype=F64)
+    assert math.isfinite(frechet_distance(torch.zeros(3), tiny, torch.zeros(3), c2))
+    # orthogonal rank-1: FD = tr C1 + tr C2
+    v = torch.tensor([2.0, -1.0, 0.0], dtype=F64) / math.sqrt(5)
+    assert frechet_distance(torch.zeros(3), c1, torch.zeros(3), torch.outer(v, v)) == pytest.approx(
+        5.0, abs=1e-7
+    )
+
+
+def test_streaming_statistics_match_batch_and_survive_offsets():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1000, 6, generator=g, dtype=F64) @ random_spd(6, 1) + 1e6
+    s = FeatureStats(6)
+    for chunk in x.split(137):
+        s.update(chunk)
+    torch.testing.assert_close(s.mean, x.mean(0))
+    torch.testing.assert_close(s.covariance, torch.cov(x.T), rtol=1e-8, atol=1e-6)
+    t = FeatureStats(6)
+    t.update(x)
+    assert s.frechet_distance(t) == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match=r"features must have shape \(n, 6\)"):
+        s.update(torch.zeros(3, 5))
+
+
+def test_bad_shapes():
+    with pytest.raises(ValueError, match="cov2 must have shape"):
+        frechet_distance(torch.zeros(3), torch.eye(3), torch.zeros(3), torch.eye(2))
+
+
+def test_log_spectrum_distance():
+    a = torch.randn(256, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    b = torch.randn(256, 1, 16, 16, generator=torch.Generator().manual_seed(1))
+    assert log_spectrum_distance(a, b) < 0.1
+    assert log_spectrum_distance(a, 3 * b) == pytest.approx(math.log(9), rel=0.05)
