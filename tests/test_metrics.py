@@ -72,3 +72,24 @@ def test_log_spectrum_distance():
     b = torch.randn(256, 1, 16, 16, generator=torch.Generator().manual_seed(1))
     assert log_spectrum_distance(a, b) < 0.1
     assert log_spectrum_distance(a, 3 * b) == pytest.approx(math.log(9), rel=0.05)
+
+
+def test_precision_recall_known_answers():
+    from sdekit.metrics import knn_radii, precision_recall
+
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(600, 4, generator=g, dtype=F64)
+    assert precision_recall(real, real.clone()) == (1.0, 1.0)
+    far = real + 100.0
+    assert precision_recall(real, far) == (0.0, 0.0)
+    # fakes that only cover the half x0 > 0 of the real data: precision 1, recall ≈ ½
+    half = real[real[:, 0] > 0]
+    p, r = precision_recall(real, half)
+    assert p == 1.0 and 0.5 < r < 0.75  # balls at the cut reach a little past it
+    # k-th neighbour radii on a line 0, 1, 2, ..., 9: interior points have 2nd-NN distance 1
+    line = torch.arange(10, dtype=F64)[:, None]
+    torch.testing.assert_close(knn_radii(line, k=2)[1:-1], torch.ones(8, dtype=F64))
+    with pytest.raises(ValueError, match="k must satisfy"):
+        knn_radii(line, k=10)
+    with pytest.raises(ValueError, match="differ in dimension"):
+        precision_recall(real, real[:, :3])

@@ -1,6 +1,14 @@
 """Sample metrics: Fréchet distance with streaming statistics, spectral statistics."""
 
 from .frechet import FeatureStats, frechet_distance
+from .precision_recall import knn_radii, precision_recall
 from .spectrum import log_spectrum_distance, radial_power_spectrum
 
-__all__ = ["radial_power_spectrum", "log_spectrum_distance", "frechet_distance", "FeatureStats"]
+__all__ = [
+    "radial_power_spectrum",
+    "log_spectrum_distance",
+    "frechet_distance",
+    "FeatureStats",
+    "precision_recall",
+    "knn_radii",
+]
