@@ -63,7 +63,7 @@ def test_fashion_mnist_recipe_train_resume_sample_evaluate(tmp_path):
         )
         == 0
     )
-    rows = json.loads((run / "evaluation.json").read_text())
+    rows = json.loads((run / "evaluation.json").read_text())["rows"]
     assert [(x["sampler"], x["steps"]) for x in rows] == [("ddim", 3), ("ddim", 2)]
 
 
@@ -149,3 +149,49 @@ def test_help_explains_every_option(recipe, capsys):
         "--clip-x0",
     ):
         assert opt in out
+
+
+def test_evaluate_reports_fid_precision_recall_and_bits_per_dim(tmp_path, monkeypatch):
+    import torch
+
+    from sdekit.metrics.features import FashionClassifier
+
+    monkeypatch.setenv("SDEKIT_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "cache").mkdir()
+    torch.manual_seed(0)
+    torch.save(
+        {"model": FashionClassifier().state_dict(), "test_accuracy": 0.5, "epochs": 0},
+        tmp_path / "cache" / "fashion_classifier.pt",
+    )
+    data, run = tmp_path / "fm", tmp_path / "run"
+    write_fashion(data, n=16)
+    r = tiny(load("fashion_mnist_nivp"), "smoke")
+    args = ["--preset", "smoke", "--data-dir", str(data), "--run-dir", str(run), "--no-progress"]
+    assert r.run_recipe("t", r.PRESETS, "fashion_mnist", ["train", *args]) == 0
+    assert (
+        r.run_recipe(
+            "t",
+            r.PRESETS,
+            "fashion_mnist",
+            [
+                "evaluate",
+                *args,
+                "--eval-steps",
+                "3",
+                "--eval-samplers",
+                "dpmpp_2m",
+                "--eval-n",
+                "8",
+                "--eval-bpd-n",
+                "2",
+            ],
+        )
+        == 0
+    )
+    summary = json.loads((run / "evaluation.json").read_text())
+    row = summary["rows"][0]
+    assert {"fid", "precision", "recall"} <= set(row) and row["fid"] >= 0
+    assert 0 <= row["precision"] <= 1 and 0 <= row["recall"] <= 1
+    assert summary["test_bits_per_dim"] > 0 and summary["bpd_images"] == 2
+    assert "fashion-classifier" in summary["features"]
+    assert "| fid |" in (run / "evaluation.md").read_text()

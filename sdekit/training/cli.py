@@ -92,6 +92,12 @@ def build_parser(description: str, presets: dict) -> argparse.ArgumentParser:
     p.add_argument(
         "--eval-n", type=int, default=256, help="samples per (sampler, steps) in 'evaluate'"
     )
+    p.add_argument(
+        "--eval-bpd-n",
+        type=int,
+        default=0,
+        help="test images for bits/dim in 'evaluate' (0: skip; one ODE solve per batch)",
+    )
     return p
 
 
@@ -146,15 +152,16 @@ def run_recipe(description: str, presets: dict, dataset: str, argv=None) -> int:
             )
             print(f"wrote {png} ({info.nfe} model evaluations per image)")
         if args.command == "evaluate":
-            rows = evaluate_run(
+            summary = evaluate_run(
                 run_dir,
                 samplers=args.eval_samplers.split(","),
-                steps_list=[int(s) for s in args.eval_steps.split(",")],
+                steps_list=[int(x) for x in args.eval_steps.split(",")],
                 n=args.eval_n,
                 device=device,
                 clip_x0=args.clip_x0 or None,
+                bpd_n=args.eval_bpd_n,
             )
-            print(json.dumps(rows, indent=2))
+            print(json.dumps(summary, indent=2))
     except DatasetError as err:
         print(f"error: {err}")
         return 2
