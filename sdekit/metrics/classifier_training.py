@@ -52,7 +52,9 @@ def train_fashion_classifier(
             opt.zero_grad()
             loss.backward()
             opt.step()
-        log.info("epoch %d done (%.0f s), loss %.3f", epoch + 1, time.perf_counter() - t0, loss)
+        log.info(
+            "epoch %d done (%.0f s), loss %.3f", epoch + 1, time.perf_counter() - t0, float(loss)
+        )
     acc = accuracy(model, test)
     path = Path(out) if out else default_classifier_path()
     path.parent.mkdir(parents=True, exist_ok=True)
