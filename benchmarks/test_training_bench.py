@@ -8,6 +8,9 @@ loading a batch must cost a small fraction of a step.
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -15,21 +18,17 @@ from sdekit.data import BatchStream, ImageDataset
 from sdekit.training import TrainConfig, Trainer
 from sdekit.training.experiment import build_model, build_sde
 
-CFG = {  # the Fashion-MNIST "cpu" preset's model and batch
-    "dataset": "fashion_mnist",
-    "resolution": 28,
-    "beta_start": 1e-4,
-    "beta_end": 0.02,
-    "num_timesteps": 1000,
-    "model": {
-        "ch": 32,
-        "ch_mult": [1, 2, 2],
-        "num_res_blocks": 1,
-        "attn_resolutions": [7],
-        "dropout": 0.0,
-        "groups": 8,
-    },
-}
+
+def _cpu_preset() -> dict:
+    """The Fashion-MNIST recipe's ``cpu`` preset (model and schedule), read from the recipe."""
+    path = Path(__file__).resolve().parents[1] / "recipes" / "fashion_mnist_nivp.py"
+    spec = importlib.util.spec_from_file_location("fashion_mnist_nivp", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return {**module.PRESETS["cpu"], "dataset": "fashion_mnist"}
+
+
+CFG = _cpu_preset()
 BATCH = 64
 
 

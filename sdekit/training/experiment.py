@@ -146,6 +146,25 @@ def load_trained(run_dir, device="cpu"):
 
 
 @torch.no_grad()
+def _draw(sde, model, n, sampler, steps, seed, device, clip_x0, progress=False):
+    """float32 samples of the EMA model from a seeded generator, with the sampler's info."""
+    g = torch.Generator(device).manual_seed(seed)
+    return sample(
+        sde,
+        model,
+        n=n,
+        sampler=sampler,
+        steps=steps,
+        generator=g,
+        device=device,
+        dtype=torch.float32,
+        progress=progress,
+        return_info=True,
+        clip_x0=clip_x0,
+    )
+
+
+@torch.no_grad()
 def sample_run(
     run_dir,
     n: int = 64,
@@ -160,20 +179,7 @@ def sample_run(
     """Sample the EMA model; write a PNG grid and an ``.npz`` of uint8 images
     (``clip_x0=1``: the data live in [-1, 1], see :func:`sdekit.sample`)."""
     cfg, sde, model = load_trained(run_dir, device)
-    g = torch.Generator(device).manual_seed(seed)
-    x, info = sample(
-        sde,
-        model,
-        n=n,
-        sampler=sampler,
-        steps=steps,
-        generator=g,
-        device=device,
-        dtype=torch.float32,
-        progress=progress,
-        return_info=True,
-        clip_x0=clip_x0,
-    )
+    x, info = _draw(sde, model, n, sampler, steps, seed, device, clip_x0, progress)
     out = Path(out) if out else Path(run_dir) / "samples" / f"{sampler}_{steps}steps"
     png = save_image_grid(x, out.with_suffix(".png"))
     images = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
@@ -236,21 +242,8 @@ def evaluate_run(
     rows = []
     for name in samplers:
         for steps in steps_list:
-            g = torch.Generator(device).manual_seed(seed)
             t0 = time.perf_counter()
-            with torch.no_grad():
-                x, info = sample(
-                    sde,
-                    model,
-                    n=n,
-                    sampler=name,
-                    steps=steps,
-                    generator=g,
-                    device=device,
-                    dtype=torch.float32,
-                    return_info=True,
-                    clip_x0=clip_x0,
-                )
+            x, info = _draw(sde, model, n, name, steps, seed, device, clip_x0)
             row = {
                 "sampler": name,
                 "steps": steps,
