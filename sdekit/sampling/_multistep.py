@@ -24,3 +24,12 @@ def step_orders(num_intervals: int, order: int, denoise: bool) -> list[int]:
 def half_log_snr(grid) -> list[float]:
     """λ_i = log(α_i/σ_i), DPM-Solver's time variable (half the log-SNR)."""
     return [float(v) for v in 0.5 * grid.log_snr]
+
+
+def midpoint_estimate(x0, prev, lam: list[float], i: int, order: int):
+    """D = x̂₀ + (x̂₀ − x̂₀_prev)/(2r), r = (λ_i − λ_{i−1})/(λ_{i+1} − λ_i): the
+    second-order ("midpoint") data estimate of DPM-Solver++(2M); x̂₀ itself at order 1."""
+    if order < 2:
+        return x0
+    r = (lam[i] - lam[i - 1]) / (lam[i + 1] - lam[i])
+    return x0 + (x0 - prev) / (2 * r)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from ._multistep import half_log_snr, step_orders
+from ._multistep import half_log_snr, midpoint_estimate, step_orders
 from .engine import data_prediction, register_sampler
 
 
@@ -27,10 +27,7 @@ def dpmpp_2m(sde, model, x, grid, *, generator=None):
         x0 = data_prediction(sde, model(x, grid.t[i]), x, a_t, s_t)
         h = lam[i + 1] - lam[i]
         phi = -math.expm1(-h)
-        d = x0
-        if order == 2:
-            r = (lam[i] - lam[i - 1]) / h
-            d = x0 + (x0 - prev) / (2 * r)
+        d = midpoint_estimate(x0, prev, lam, i, order)
         x = (s_s / s_t) * x + (a_s * phi) * d
         prev = x0
     return x

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from ._multistep import half_log_snr, step_orders
+from ._multistep import half_log_snr, midpoint_estimate, step_orders
 from .engine import data_prediction, register_sampler, whitened_noise
 
 
@@ -27,10 +27,7 @@ def dpmpp_2m_sde(sde, model, x, grid, *, generator=None):
         x0 = data_prediction(sde, model(x, grid.t[i]), x, a_t, s_t)
         h = lam[i + 1] - lam[i]
         phi2 = -math.expm1(-2 * h)
-        d = x0
-        if order == 2:
-            r = (lam[i] - lam[i - 1]) / h
-            d = x0 + (x0 - prev) / (2 * r)
+        d = midpoint_estimate(x0, prev, lam, i, order)
         noise = L(whitened_noise(x, generator))
         x = (s_s / s_t * math.exp(-h)) * x + (a_s * phi2) * d + (s_s * math.sqrt(phi2)) * noise
         prev = x0
