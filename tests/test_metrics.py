@@ -8,7 +8,12 @@ import pytest
 import torch
 from conftest import F64, random_spd
 
-from sdekit.metrics import FeatureStats, frechet_distance, log_spectrum_distance
+from sdekit.metrics import (
+    FeatureStats,
+    frechet_distance,
+    frechet_distance_bootstrap,
+    log_spectrum_distance,
+)
 
 
 def test_identical_and_shifted():
@@ -65,6 +70,47 @@ def test_streaming_statistics_match_batch_and_survive_offsets():
 def test_bad_shapes():
     with pytest.raises(ValueError, match="cov2 must have shape"):
         frechet_distance(torch.zeros(3), torch.eye(3), torch.zeros(3), torch.eye(2))
+
+
+def test_bootstrap_spread_matches_the_spread_over_independent_draws():
+    """The bootstrap standard deviation of one sample's FID estimates the standard
+    deviation of the FID over fresh samples from the same distribution."""
+    g = torch.Generator().manual_seed(0)
+    d, n = 4, 300
+    A = torch.linalg.cholesky(random_spd(d, 2)).mT
+    mu = torch.tensor([0.3, -0.2, 0.0, 0.1], dtype=F64)
+    ref = FeatureStats(d)
+    ref.update(torch.randn(20_000, d, generator=g, dtype=F64))
+
+    def draw():
+        return mu + torch.randn(n, d, generator=g, dtype=F64) @ A
+
+    fids = []
+    for _ in range(300):
+        s = FeatureStats(d)
+        s.update(draw())
+        fids.append(s.frechet_distance(ref))
+    true_sd = torch.tensor(fids).std()
+    boot_sd = torch.stack(
+        [frechet_distance_bootstrap(draw(), ref, n_boot=200, generator=g).std() for _ in range(10)]
+    )
+    assert boot_sd.mean() == pytest.approx(float(true_sd), rel=0.25)
+    # one resample of the full data with identity indices reproduces the point estimate
+    x = draw()
+    s = FeatureStats(d)
+    s.update(x)
+    reps = frechet_distance_bootstrap(x, ref, n_boot=50, generator=g)
+    assert reps.shape == (50,) and reps.dtype == F64 and (reps >= 0).all()
+    assert abs(float(reps.median()) - s.frechet_distance(ref)) < 4 * float(reps.std())
+
+
+def test_bootstrap_bad_input():
+    ref = FeatureStats(3)
+    ref.update(torch.randn(10, 3))
+    with pytest.raises(ValueError, match=r"features must have shape \(n, 3\)"):
+        frechet_distance_bootstrap(torch.zeros(5, 4), ref)
+    with pytest.raises(ValueError, match="n_boot must be >= 2"):
+        frechet_distance_bootstrap(torch.zeros(5, 3), ref, n_boot=1)
 
 
 def test_log_spectrum_distance():

@@ -1,6 +1,6 @@
 """Sample metrics: Fréchet distance with streaming statistics, spectral statistics."""
 
-from .frechet import FeatureStats, frechet_distance
+from .frechet import FeatureStats, frechet_distance, frechet_distance_bootstrap
 from .precision_recall import knn_radii, precision_recall
 from .spectrum import log_spectrum_distance, radial_power_spectrum
 
@@ -8,6 +8,7 @@ __all__ = [
     "radial_power_spectrum",
     "log_spectrum_distance",
     "frechet_distance",
+    "frechet_distance_bootstrap",
     "FeatureStats",
     "precision_recall",
     "knn_radii",

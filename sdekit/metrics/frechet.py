@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["frechet_distance", "FeatureStats"]
+__all__ = ["frechet_distance", "frechet_distance_bootstrap", "FeatureStats"]
 
 
 def _sym_sqrt(c: Tensor) -> Tensor:
@@ -30,10 +30,47 @@ def frechet_distance(mu1, cov1, mu2, cov2) -> float:
     for name, c in (("cov1", c1), ("cov2", c2)):
         if c.shape != (d, d):
             raise ValueError(f"{name} must have shape ({d}, {d}), got {tuple(c.shape)}")
-    s1 = _sym_sqrt(c1)
-    inner = torch.linalg.eigvalsh(0.5 * (s1 @ c2 @ s1 + (s1 @ c2 @ s1).mT))
+    return float(_frechet(mu1, c1, _sym_sqrt(c1), mu2, c2))
+
+
+def _frechet(mu1: Tensor, c1: Tensor, s1: Tensor, mu2: Tensor, c2: Tensor) -> Tensor:
+    """The Fréchet distance given ``s1 = C₁^{1/2}`` (reused across bootstrap replicates)."""
+    m = s1 @ c2 @ s1
+    inner = torch.linalg.eigvalsh(0.5 * (m + m.mT))
     fd = (mu1 - mu2).square().sum() + c1.trace() + c2.trace() - 2 * inner.clamp_min(0).sqrt().sum()
-    return float(fd.clamp_min(0))
+    return fd.clamp_min(0)
+
+
+def frechet_distance_bootstrap(
+    features: Tensor,
+    reference: FeatureStats,
+    n_boot: int = 200,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Fréchet distances of ``n_boot`` bootstrap resamples of ``features`` against fixed
+    ``reference`` statistics, as a float64 tensor of shape ``(n_boot,)``.
+
+    Resampling the n generated feature vectors with replacement and recomputing
+    FD(μ*, C*; μ_ref, C_ref) estimates the sampling spread of the FID of n samples:
+    its standard deviation is the "± one standard error" of an FID, and differences of two
+    FIDs larger than twice the combined spread are not sample noise. (The replicates are
+    biased upwards like any small-sample FID, so use their spread, not their mean.) The
+    reference (typically 10 000 test images) is held fixed.
+    """
+    f = torch.as_tensor(features).detach().to("cpu", torch.float64)
+    if f.ndim != 2 or f.shape[1] != reference.dim:
+        raise ValueError(f"features must have shape (n, {reference.dim}), got {tuple(f.shape)}")
+    if f.shape[0] < 2:
+        raise ValueError(f"need at least 2 feature vectors, got {f.shape[0]}")
+    if n_boot < 2:
+        raise ValueError(f"n_boot must be >= 2, got {n_boot}")
+    c_ref = reference.covariance
+    s_ref = _sym_sqrt(c_ref)
+    out = torch.empty(n_boot, dtype=torch.float64)
+    for b in range(n_boot):
+        fb = f[torch.randint(f.shape[0], (f.shape[0],), generator=generator)]
+        out[b] = _frechet(reference.mean, c_ref, s_ref, fb.mean(0), torch.cov(fb.T))
+    return out
 
 
 class FeatureStats:
