@@ -195,3 +195,29 @@ def test_evaluate_reports_fid_precision_recall_and_bits_per_dim(tmp_path, monkey
     assert summary["test_bits_per_dim"] > 0 and summary["bpd_images"] == 2
     assert "fashion-classifier" in summary["features"]
     assert "| fid |" in (run / "evaluation.md").read_text()
+    assert row["fid_sd"] > 0 and summary["samples_per_cell"] == 8
+    # the cell's 8-bit samples are stored: re-scoring under another name does not sample
+    cells = list((run / "evaluation" / "samples").glob("*.pt"))
+    assert [c.name for c in cells] == ["dpmpp_2m_3steps_n8_seed0_clip1.pt"]
+
+    def no_sampling(*a, **k):
+        raise AssertionError("the stored cell should have been reused")
+
+    import sdekit.training.evaluation as evaluation
+
+    monkeypatch.setattr(evaluation, "draw_samples", no_sampling)
+    again = [
+        "evaluate",
+        *args,
+        "--eval-steps",
+        "3",
+        "--eval-samplers",
+        "dpmpp_2m",
+        "--eval-n",
+        "8",
+        "--eval-name",
+        "rescored",
+    ]
+    assert r.run_recipe("t", r.PRESETS, "fashion_mnist", again) == 0
+    rescored = json.loads((run / "rescored.json").read_text())["rows"][0]
+    assert rescored == row

@@ -1,7 +1,7 @@
 """Training: losses, the trainer (EMA, atomic checkpoints, exact resume, DDP), sample grids."""
 
 from .checkpoint import atomic_save, load_checkpoint
-from .images import image_grid, save_image_grid
+from .images import from_uint8, image_grid, save_image_grid, to_uint8
 from .losses import denoising_loss, sample_training_times
 from .trainer import TrainConfig, Trainer
 
@@ -14,4 +14,6 @@ __all__ = [
     "load_checkpoint",
     "image_grid",
     "save_image_grid",
+    "to_uint8",
+    "from_uint8",
 ]

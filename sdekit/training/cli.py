@@ -10,7 +10,8 @@ from pathlib import Path
 
 from ..covariance import NOISE_NAMES
 from ..data import DatasetError
-from .experiment import evaluate_run, sample_run, train
+from .evaluation import evaluate_run
+from .experiment import sample_run, train
 
 COMMANDS = ("all", "train", "sample", "evaluate")
 
@@ -93,6 +94,11 @@ def build_parser(description: str, presets: dict) -> argparse.ArgumentParser:
         "--eval-n", type=int, default=256, help="samples per (sampler, steps) in 'evaluate'"
     )
     p.add_argument(
+        "--eval-name",
+        default="evaluation",
+        help="'evaluate' writes <run-dir>/<name>.json and .md (e.g. a second table on a subset)",
+    )
+    p.add_argument(
         "--eval-bpd-n",
         type=int,
         default=0,
@@ -160,6 +166,8 @@ def run_recipe(description: str, presets: dict, dataset: str, argv=None) -> int:
                 device=device,
                 clip_x0=args.clip_x0 or None,
                 bpd_n=args.eval_bpd_n,
+                name=args.eval_name,
+                progress=not args.no_progress,
             )
             print(json.dumps(summary, indent=2))
     except DatasetError as err:

@@ -1,5 +1,6 @@
-"""An experiment = a config dict → dataset, SDE, U-Net, trainer; plus sampling and
-evaluation of a trained run. The recipes are thin command lines over this module.
+"""An experiment = a config dict → dataset, SDE, U-Net, trainer; plus sampling of a
+trained run (its evaluation is in :mod:`sdekit.training.evaluation`). The recipes are
+thin command lines over these modules.
 
 Config keys (all plain JSON values, recorded in ``config.json`` and every checkpoint):
 ``dataset`` ("cifar10" | "fashion_mnist" | "synthetic"), ``data_dir``, ``resolution``,
@@ -22,12 +23,11 @@ import torch.distributed as dist
 
 from ..covariance import make_covariance
 from ..data import gaussian_field_dataset, load_cifar10, load_fashion_mnist
-from ..metrics import log_spectrum_distance
 from ..models import CorrelatedNoiseModel, UNet
 from ..sampling import sample
 from ..sde import NIVPSDE
 from .checkpoint import load_checkpoint, load_state_strict
-from .images import save_image_grid
+from .images import save_image_grid, to_uint8
 from .trainer import TrainConfig, Trainer
 
 log = logging.getLogger(__name__)
@@ -38,8 +38,8 @@ __all__ = [
     "load_dataset",
     "train",
     "load_trained",
+    "draw_samples",
     "sample_run",
-    "evaluate_run",
 ]
 
 
@@ -146,7 +146,7 @@ def load_trained(run_dir, device="cpu"):
 
 
 @torch.no_grad()
-def _draw(sde, model, n, sampler, steps, seed, device, clip_x0, progress=False):
+def draw_samples(sde, model, n, sampler, steps, seed, device, clip_x0, progress=False):
     """float32 samples of the EMA model from a seeded generator, with the sampler's info."""
     g = torch.Generator(device).manual_seed(seed)
     return sample(
@@ -179,114 +179,9 @@ def sample_run(
     """Sample the EMA model; write a PNG grid and an ``.npz`` of uint8 images
     (``clip_x0=1``: the data live in [-1, 1], see :func:`sdekit.sample`)."""
     cfg, sde, model = load_trained(run_dir, device)
-    x, info = _draw(sde, model, n, sampler, steps, seed, device, clip_x0, progress)
+    x, info = draw_samples(sde, model, n, sampler, steps, seed, device, clip_x0, progress)
     out = Path(out) if out else Path(run_dir) / "samples" / f"{sampler}_{steps}steps"
     png = save_image_grid(x, out.with_suffix(".png"))
-    images = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
+    images = to_uint8(x.cpu()).numpy()
     np.savez_compressed(out.with_suffix(".npz"), images=images)
     return png, info
-
-
-def feature_extractor(cfg: dict, device="cpu"):
-    """The dataset's feature extractor (Fashion-MNIST classifier or Inception-v3), or None
-    with the reason logged when it is unavailable."""
-    from ..metrics.features import (
-        FeatureExtractorUnavailable,
-        InceptionFeatures,
-        load_fashion_classifier,
-    )
-
-    try:
-        if cfg["dataset"] == "cifar10":
-            return InceptionFeatures(device=device), "inception-v3"
-        model, record = load_fashion_classifier(device=device)
-        return (lambda x: model.features(x.to(device)).double().cpu()), (
-            f"fashion-classifier (test accuracy {record['test_accuracy']:.4f})"
-        )
-    except FeatureExtractorUnavailable as err:
-        log.warning("no FID / precision / recall: %s", err)
-        return None, None
-
-
-@torch.no_grad()
-def _features(extract, x: torch.Tensor, batch: int = 500) -> torch.Tensor:
-    return torch.cat([extract(chunk) for chunk in x.split(batch)])
-
-
-def evaluate_run(
-    run_dir,
-    samplers=("ancestral", "ddim", "dpmpp_2m"),
-    steps_list=(1000, 100, 50, 20, 10),
-    n: int = 256,
-    device="cpu",
-    seed: int = 0,
-    clip_x0: float | None = 1.0,
-    bpd_n: int = 0,
-):
-    """A table over (sampler, steps): NFE, wall time, FID / precision / recall (k = 3) in
-    the dataset's feature space against up to 10 000 test images (when the extractor is
-    available), and the log-spectrum distance; plus test-set bits/dim of ``bpd_n`` images
-    (probability-flow ODE, Hutchinson trace) when ``bpd_n > 0``."""
-    from ..likelihood import bits_per_dim
-    from ..metrics import FeatureStats, precision_recall
-
-    cfg, sde, model = load_trained(run_dir, device)
-    test = load_dataset(cfg, train=False)
-    ref = test.batch(torch.arange(min(len(test), 10_000)))
-    extract, feature_name = feature_extractor(cfg, device)
-    ref_feats = ref_stats = None
-    if extract is not None:
-        ref_feats = _features(extract, ref)
-        ref_stats = FeatureStats(ref_feats.shape[1])
-        ref_stats.update(ref_feats)
-    rows = []
-    for name in samplers:
-        for steps in steps_list:
-            t0 = time.perf_counter()
-            x, info = _draw(sde, model, n, name, steps, seed, device, clip_x0)
-            row = {
-                "sampler": name,
-                "steps": steps,
-                "nfe": info.nfe,
-                "seconds": round(time.perf_counter() - t0, 2),
-                "log_spectrum_rmse": round(log_spectrum_distance(x.cpu(), ref[:2000]), 4),
-            }
-            if extract is not None:
-                feats = _features(extract, x.cpu())
-                stats = FeatureStats(feats.shape[1])
-                stats.update(feats)
-                prec, rec = precision_recall(ref_feats[: max(n, 1000)], feats, k=3)
-                row.update(
-                    fid=round(stats.frechet_distance(ref_stats), 3),
-                    precision=round(prec, 3),
-                    recall=round(rec, 3),
-                )
-            rows.append(row)
-            log.info("%s", row)
-    summary = {"rows": rows, "features": feature_name, "samples_per_cell": n}
-    if bpd_n > 0:
-        images = test.images[:bpd_n].to(device)
-        bpd, nfe = bits_per_dim(
-            sde, model, images, generator=torch.Generator(device).manual_seed(seed)
-        )
-        summary.update(
-            test_bits_per_dim=round(float(bpd.mean()), 4),
-            test_bits_per_dim_se=round(float(bpd.std() / bpd_n**0.5), 4),
-            bpd_images=bpd_n,
-            bpd_nfe=nfe,
-        )
-    out = Path(run_dir) / "evaluation.json"
-    out.write_text(json.dumps(summary, indent=2))
-    keys = ["sampler", "steps", "nfe", "seconds", "fid", "precision", "recall", "log_spectrum_rmse"]
-    keys = [k for k in keys if all(k in r for r in rows)]
-    lines = ["| " + " | ".join(keys) + " |", "|" + " --- |" * len(keys)]
-    lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
-    if "test_bits_per_dim" in summary:
-        lines.append(
-            f"\ntest bits/dim ({bpd_n} images): {summary['test_bits_per_dim']} "
-            f"± {summary['test_bits_per_dim_se']}"
-        )
-    if feature_name:
-        lines.append(f"\nfeatures: {feature_name}; {n} samples per cell")
-    (Path(run_dir) / "evaluation.md").write_text("\n".join(lines) + "\n")
-    return summary

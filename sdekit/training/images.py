@@ -1,4 +1,4 @@
-"""PNG sample grids."""
+"""8-bit image conversion and PNG sample grids."""
 
 from __future__ import annotations
 
@@ -7,6 +7,16 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
+
+
+def to_uint8(x: Tensor) -> Tensor:
+    """Images in [-1, 1] → uint8 0..255 (clamped, rounded), as a PNG stores them."""
+    return ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def from_uint8(images: Tensor) -> Tensor:
+    """uint8 0..255 → float32 in [-1, 1] (the inverse of :func:`to_uint8` on its grid)."""
+    return images.float() / 127.5 - 1
 
 
 def image_grid(x: Tensor, nrow: int | None = None, pad: int = 2) -> Tensor:
@@ -19,7 +29,7 @@ def image_grid(x: Tensor, nrow: int | None = None, pad: int = 2) -> Tensor:
         r, col = divmod(i, nrow)
         y0, x0 = pad + r * (h + pad), pad + col * (w + pad)
         grid[:, y0 : y0 + h, x0 : x0 + w] = x[i].detach().float().cpu().clamp(-1, 1)
-    return ((grid + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0)
+    return to_uint8(grid).permute(1, 2, 0)
 
 
 def save_image_grid(x: Tensor, path, nrow: int | None = None, scale: int = 2) -> Path:
