@@ -3,6 +3,7 @@
     python recipes/fashion_mnist_nivp.py --preset smoke            # minutes: train + PNG grid
     python recipes/fashion_mnist_nivp.py --preset cpu --noise gff  # ≈ 45 min on 2 cores
     python recipes/fashion_mnist_nivp.py evaluate --preset cpu --noise gff
+    python recipes/table1_fashion_mnist.py   # isotropic vs GFF table: docs/results.md
 
 Data: --data-dir, else Debian's 'dataset-fashion-mnist' package
 (/usr/share/datasets/fashion-mnist), else a download.

@@ -168,26 +168,8 @@ def test_evaluate_reports_fid_precision_recall_and_bits_per_dim(tmp_path, monkey
     r = tiny(load("fashion_mnist_nivp"), "smoke")
     args = ["--preset", "smoke", "--data-dir", str(data), "--run-dir", str(run), "--no-progress"]
     assert r.run_recipe("t", r.PRESETS, "fashion_mnist", ["train", *args]) == 0
-    assert (
-        r.run_recipe(
-            "t",
-            r.PRESETS,
-            "fashion_mnist",
-            [
-                "evaluate",
-                *args,
-                "--eval-steps",
-                "3",
-                "--eval-samplers",
-                "dpmpp_2m",
-                "--eval-n",
-                "8",
-                "--eval-bpd-n",
-                "2",
-            ],
-        )
-        == 0
-    )
+    cell = ["evaluate", *args, "--eval-steps", "3", "--eval-samplers", "dpmpp_2m", "--eval-n", "8"]
+    assert r.run_recipe("t", r.PRESETS, "fashion_mnist", [*cell, "--eval-bpd-n", "2"]) == 0
     summary = json.loads((run / "evaluation.json").read_text())
     row = summary["rows"][0]
     assert {"fid", "precision", "recall"} <= set(row) and row["fid"] >= 0
@@ -206,18 +188,7 @@ def test_evaluate_reports_fid_precision_recall_and_bits_per_dim(tmp_path, monkey
     import sdekit.training.evaluation as evaluation
 
     monkeypatch.setattr(evaluation, "draw_samples", no_sampling)
-    again = [
-        "evaluate",
-        *args,
-        "--eval-steps",
-        "3",
-        "--eval-samplers",
-        "dpmpp_2m",
-        "--eval-n",
-        "8",
-        "--eval-name",
-        "rescored",
-    ]
+    again = [*cell, "--eval-name", "rescored"]
     assert r.run_recipe("t", r.PRESETS, "fashion_mnist", again) == 0
     rescored = json.loads((run / "rescored.json").read_text())["rows"][0]
     assert rescored == row
