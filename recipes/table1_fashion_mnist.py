@@ -172,7 +172,7 @@ def markdown(rows, samplers, runs, summaries) -> str:
         )
         lines.append(
             f"| {noise} | {bpd} | {main.get('bpd_images', '–')} | {main.get('bpd_nfe', '–')} | "
-            f"{cfg['train']['steps']} | {train_wall_seconds(run_dir) / 60:.1f} min |"
+            f"{cfg['train']['steps']} | ≈ {train_wall_seconds(run_dir) / 60:.1f} min |"
         )
     return "\n".join(lines) + "\n"
 

@@ -187,8 +187,14 @@ def test_evaluate_reports_fid_precision_recall_and_bits_per_dim(tmp_path, monkey
 
     import sdekit.training.evaluation as evaluation
 
+    draw_samples = evaluation.draw_samples
     monkeypatch.setattr(evaluation, "draw_samples", no_sampling)
     again = [*cell, "--eval-name", "rescored"]
     assert r.run_recipe("t", r.PRESETS, "fashion_mnist", again) == 0
     rescored = json.loads((run / "rescored.json").read_text())["rows"][0]
     assert rescored == row
+    # another sampling seed is another cell
+    monkeypatch.setattr(evaluation, "draw_samples", draw_samples)
+    assert r.run_recipe("t", r.PRESETS, "fashion_mnist", [*cell, "--eval-seed", "1"]) == 0
+    assert (run / "evaluation" / "samples" / "dpmpp_2m_3steps_n8_seed1_clip1.pt").exists()
+    assert json.loads((run / "evaluation.json").read_text())["seed"] == 1

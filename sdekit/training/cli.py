@@ -94,6 +94,9 @@ def build_parser(description: str, presets: dict) -> argparse.ArgumentParser:
         "--eval-n", type=int, default=256, help="samples per (sampler, steps) in 'evaluate'"
     )
     p.add_argument(
+        "--eval-seed", type=int, default=0, help="seed of the samples drawn by 'evaluate'"
+    )
+    p.add_argument(
         "--eval-name",
         default="evaluation",
         help="'evaluate' writes <run-dir>/<name>.json and .md (e.g. a second table on a subset)",
@@ -166,6 +169,7 @@ def run_recipe(description: str, presets: dict, dataset: str, argv=None) -> int:
                 device=device,
                 clip_x0=args.clip_x0 or None,
                 bpd_n=args.eval_bpd_n,
+                seed=args.eval_seed,
                 name=args.eval_name,
                 progress=not args.no_progress,
             )
