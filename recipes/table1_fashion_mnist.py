@@ -80,6 +80,18 @@ def find(rows, noise, sampler, steps, table="main"):
     return None
 
 
+def pair(rows, sampler, steps):
+    """(isotropic row, GFF row, mark) of a cell: the main table's, else the subset's (†)."""
+    for table, mark in (("main", ""), ("subset", " †")):
+        a, b = (
+            find(rows, "isotropic", sampler, steps, table),
+            find(rows, "gff", sampler, steps, table),
+        )
+        if a is not None or b is not None:
+            return a, b, mark
+    return None, None, ""
+
+
 def fmt(r) -> str:
     return "–" if r is None else f"{r['fid']:.1f} ± {r['fid_sd']:.1f}"
 
@@ -113,18 +125,16 @@ def markdown(rows, samplers, runs, summaries) -> str:
         else:
             cells += ["–"] * 3
         for s in samplers:
-            for table in ("main", "subset"):
-                a, b = find(rows, "isotropic", s, steps, table), find(rows, "gff", s, steps, table)
-                if a is not None or b is not None:
-                    break
-            cells += [fmt(a), fmt(b), difference(a, b)]
+            a, b, mark = pair(rows, s, steps)
+            cells += [fmt(a) + mark * (a is not None), fmt(b) + mark * (b is not None)]
+            cells.append(difference(a, b))
         lines.append("| " + " | ".join(cells) + " |")
     ns = sorted({(r["table"], r["n"]) for r in rows})
     lines += [
         "",
         "Samples per cell: "
         + ", ".join(f"{n} ({'main table' if t == 'main' else '1000-step subset'})" for t, n in ns)
-        + ". `*`: |Δ| > 2 combined bootstrap sd.",
+        + " (†). `*`: |Δ| > 2 combined bootstrap sd.",
     ]
     subset = [r for r in rows if r["table"] == "subset"]
     if subset:

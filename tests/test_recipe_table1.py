@@ -89,7 +89,7 @@ def test_table1_report(tmp_path, capsys):
     # Δ = GFF − iso with combined sd √2; +1 is noise, +10 is not
     assert "| 10 | 44.95 | 60.32 | +15.37 | 30.0 ± 1.0 | 40.0 ± 1.0 | +10.0 ± 1.4 * |" in md
     assert "| 100 | 12.25 | 12.68 | +0.43 | 10.0 ± 1.0 | 11.0 ± 1.0 | +1.0 ± 1.4 |" in md
-    assert "| 1000 | 6.05 | 6.95 | +0.90 | 5.0 ± 1.0 | 5.5 ± 1.0 | +0.5 ± 1.4 |" in md
+    assert "| 1000 | 6.05 | 6.95 | +0.90 | 5.0 ± 1.0 † | 5.5 ± 1.0 † | +0.5 ± 1.4 |" in md
     # wall time Σ Δstep / (steps/s): 50/2 + 50/2 = 50 s, 100 s
     assert "| isotropic | 3.500 ± 0.100 | 4 | 50 | 100 | ≈ 0.8 min |" in md
     assert "| gff | 3.400 ± 0.100 | 4 | 50 | 100 | ≈ 1.7 min |" in md
