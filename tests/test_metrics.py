@@ -139,3 +139,32 @@ def test_precision_recall_known_answers():
         knn_radii(line, k=10)
     with pytest.raises(ValueError, match="differ in dimension"):
         precision_recall(real, real[:, :3])
+
+
+def test_noise_prediction_calibration_on_the_exact_model():
+    """E⟨ε̂, ε⟩ = E‖ε̂‖² for ε̂ = E[ε | x_t]: ratio 1 at every t; a model that shrinks ε̂ by
+    3 % reads 1/0.97, and its MSE grows by the known amount."""
+    from sdekit import NIVPSDE, GFFCovariance
+    from sdekit.metrics import noise_prediction_calibration
+    from sdekit.testing import GaussianOracle
+
+    shape = (1, 8, 8)
+    sde = NIVPSDE(GFFCovariance(shape, dtype=F64))
+    oracle = GaussianOracle(sde, 0.1, GFFCovariance(shape, alpha=1.5, dtype=F64))
+    x0 = oracle.sample_data(4000, generator=torch.Generator().manual_seed(0))
+    times = (0.05, 0.3, 0.7, 1.0)
+    exact = noise_prediction_calibration(
+        sde, oracle, x0, times, generator=torch.Generator().manual_seed(1)
+    )
+    for row in exact:
+        assert row["ratio"] == pytest.approx(1.0, abs=0.01), row
+        assert row["mse"] == pytest.approx(1 - row["energy"], abs=0.01), row
+    assert exact[-1]["energy"] > 0.99 and exact[0]["energy"] < 0.9
+    shrunk = noise_prediction_calibration(
+        sde, lambda x, t: 0.97 * oracle(x, t), x0, times, generator=torch.Generator().manual_seed(1)
+    )
+    for a, b in zip(exact, shrunk, strict=True):
+        assert b["ratio"] == pytest.approx(a["ratio"] / 0.97, rel=1e-12)
+        assert b["energy"] == pytest.approx(0.97**2 * a["energy"], rel=1e-12)
+    with pytest.raises(ValueError, match=r"t must lie in \[0, T"):
+        noise_prediction_calibration(sde, oracle, x0, (1.5,))

@@ -65,6 +65,9 @@ def test_fashion_mnist_recipe_train_resume_sample_evaluate(tmp_path):
     )
     rows = json.loads((run / "evaluation.json").read_text())["rows"]
     assert [(x["sampler"], x["steps"]) for x in rows] == [("ddim", 3), ("ddim", 2)]
+    calibration = load("eps_calibration").main([str(run), "--n", "4"])
+    assert [c["t"] for c in calibration] == [0.02, 0.1, 0.3, 0.6, 0.9, 1.0]
+    assert all(c["mse"] >= 0 and c["energy"] > 0 for c in calibration)
 
 
 def test_cifar10_recipe_isotropic_smoke(tmp_path):
