@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -99,3 +102,12 @@ SHAPES = [(1, 4, 4), (2, 5, 6), (3, 7, 5), (3, 8, 8)]
 def case(request):
     family, shape = request.param
     return make_case(family, shape)
+
+
+def load_recipe(name: str):
+    """Import ``recipes/<name>.py`` as a module (the recipes are scripts, not a package)."""
+    path = Path(__file__).resolve().parents[1] / "recipes" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from test_recipes_training import load
+from conftest import load_recipe as load
 
 from sdekit.training import atomic_save
 from sdekit.training.evaluation import cell_path

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from conftest import load_recipe as load
 from test_data import write_cifar, write_fashion
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "recipes" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def tiny(recipe, preset):
@@ -70,6 +60,12 @@ def test_fashion_mnist_recipe_train_resume_sample_evaluate(tmp_path):
     assert all(c["mse"] >= 0 and c["energy"] > 0 for c in calibration)
 
 
+def cifar_args(data_dir, tmp_path):
+    """The smoke preset on ``data_dir``, run folder ``tmp_path/run``, no progress bars."""
+    run = str(tmp_path / "run")
+    return ["--preset", "smoke", "--data-dir", str(data_dir), "--run-dir", run, "--no-progress"]
+
+
 def test_cifar10_recipe_isotropic_smoke(tmp_path):
     write_cifar(tmp_path / "cifar-10-batches-py", n=8)
     r = tiny(load("cifar10_nivp"), "smoke")
@@ -77,18 +73,7 @@ def test_cifar10_recipe_isotropic_smoke(tmp_path):
         "t",
         r.PRESETS,
         "cifar10",
-        [
-            "train",
-            "--preset",
-            "smoke",
-            "--noise",
-            "isotropic",
-            "--data-dir",
-            str(tmp_path),
-            "--run-dir",
-            str(tmp_path / "run"),
-            "--no-progress",
-        ],
+        ["train", *cifar_args(tmp_path, tmp_path), "--noise", "isotropic"],
     )
     assert code == 0 and (tmp_path / "run" / "checkpoints" / "latest.pt").exists()
 
@@ -99,16 +84,7 @@ def test_missing_dataset_is_a_clear_error(tmp_path, capsys):
         "t",
         r.PRESETS,
         "cifar10",
-        [
-            "train",
-            "--preset",
-            "smoke",
-            "--data-dir",
-            str(tmp_path / "none"),
-            "--run-dir",
-            str(tmp_path / "run"),
-            "--no-progress",
-        ],
+        ["train", *cifar_args(tmp_path / "none", tmp_path)],
     )
     out = capsys.readouterr().out
     assert code == 2
