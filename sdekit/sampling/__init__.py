@@ -14,7 +14,16 @@ from . import (  # noqa: F401  (each module registers its sampler)
     torchsde_backend,
     unipc,
 )
-from .engine import SAMPLERS, Grid, SampleInfo, available_samplers, register_sampler, sample
+from .engine import (
+    SAMPLERS,
+    Grid,
+    SampleInfo,
+    SamplerEntry,
+    available_samplers,
+    register_prefix,
+    register_sampler,
+    sample,
+)
 from .grids import GRIDS, karras, logsnr_uniform, time_uniform
 
 __all__ = [
@@ -24,6 +33,8 @@ __all__ = [
     "SAMPLERS",
     "Grid",
     "SampleInfo",
+    "SamplerEntry",
+    "register_prefix",
     "GRIDS",
     "time_uniform",
     "logsnr_uniform",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from ._multistep import half_log_snr, midpoint_estimate, step_orders
-from .engine import data_prediction, register_sampler
+from .engine import register_sampler
 
 
 @register_sampler("dpmpp_2m", default_grid="logsnr")
@@ -22,9 +22,9 @@ def dpmpp_2m(sde, model, x, grid, *, generator=None):
     lam = half_log_snr(grid)
     prev = None
     for i, order in enumerate(step_orders(grid.num_intervals, 2, grid.denoise)):
-        a_t, s_t = float(grid.alpha[i]), float(grid.sigma[i])
+        s_t = float(grid.sigma[i])
         a_s, s_s = float(grid.alpha[i + 1]), float(grid.sigma[i + 1])
-        x0 = data_prediction(sde, model(x, grid.t[i]), x, a_t, s_t)
+        x0 = sde.eps_to_x0(model(x, grid.t[i]), x, grid.t[i])
         h = lam[i + 1] - lam[i]
         phi = -math.expm1(-h)
         d = midpoint_estimate(x0, prev, lam, i, order)

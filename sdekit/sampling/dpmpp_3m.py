@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from ._multistep import half_log_snr, step_orders
-from .engine import data_prediction, register_sampler
+from .engine import register_sampler
 
 
 @register_sampler("dpmpp_3m", default_grid="logsnr")
@@ -24,9 +24,9 @@ def dpmpp_3m(sde, model, x, grid, *, generator=None):
     lam = half_log_snr(grid)
     hist: list = []  # x̂₀ at the previous times, newest last
     for i, order in enumerate(step_orders(grid.num_intervals, 3, grid.denoise)):
-        a_t, s_t = float(grid.alpha[i]), float(grid.sigma[i])
+        s_t = float(grid.sigma[i])
         a_s, s_s = float(grid.alpha[i + 1]), float(grid.sigma[i + 1])
-        m0 = data_prediction(sde, model(x, grid.t[i]), x, a_t, s_t)
+        m0 = sde.eps_to_x0(model(x, grid.t[i]), x, grid.t[i])
         h = lam[i + 1] - lam[i]
         phi = -math.expm1(-h)
         out = (s_s / s_t) * x + (a_s * phi) * m0

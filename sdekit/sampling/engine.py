@@ -14,15 +14,26 @@ takes the final denoising step x̂₀ = (x - σ L ε̂)/α at the last grid time
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from .._progress import progress_bar
 from ..sde import SDE
 from .grids import GRIDS
 
-__all__ = ["Grid", "SampleInfo", "sample", "register_sampler", "SAMPLERS", "available_samplers"]
+__all__ = [
+    "Grid",
+    "SampleInfo",
+    "SamplerEntry",
+    "sample",
+    "register_sampler",
+    "register_prefix",
+    "SAMPLERS",
+    "available_samplers",
+    "whitened_noise",
+]
 
 
 @dataclass(frozen=True)
@@ -64,19 +75,21 @@ class SampleInfo:
     nfe: int
     grid: Grid
     sampler: str
-    extras: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
-class _Entry:
+class SamplerEntry:
+    """A registered sampler: its function, default grid, whether it draws noise, and
+    the model evaluations per grid interval (``None``: not known in advance)."""
+
     fn: Callable
     default_grid: str
     stochastic: bool
     evals_per_step: int | None  # None: not known in advance
 
 
-SAMPLERS: dict[str, _Entry] = {}
-_PREFIXED: dict[str, Callable[[str], _Entry]] = {}
+SAMPLERS: dict[str, SamplerEntry] = {}
+_PREFIXED: dict[str, Callable[[str], SamplerEntry]] = {}
 
 
 def register_sampler(
@@ -89,13 +102,13 @@ def register_sampler(
     """Decorator adding a sampler function to the registry under ``name``."""
 
     def deco(fn):
-        SAMPLERS[name] = _Entry(fn, default_grid, stochastic, evals_per_step)
+        SAMPLERS[name] = SamplerEntry(fn, default_grid, stochastic, evals_per_step)
         return fn
 
     return deco
 
 
-def register_prefix(prefix: str, resolver: Callable[[str], _Entry]) -> None:
+def register_prefix(prefix: str, resolver: Callable[[str], SamplerEntry]) -> None:
     """Register ``"<prefix>:<method>"`` names resolved by ``resolver(method)``."""
     _PREFIXED[prefix] = resolver
 
@@ -105,7 +118,7 @@ def available_samplers() -> list[str]:
     return sorted(SAMPLERS) + [f"{p}:<method>" for p in sorted(_PREFIXED)]
 
 
-def _resolve(name: str) -> _Entry:
+def _resolve(name: str) -> SamplerEntry:
     if not isinstance(name, str):
         raise TypeError(f"sampler must be a name (str), got {type(name).__name__}")
     if name in SAMPLERS:
@@ -149,12 +162,9 @@ class _ClippedModel:
         eps = self.model(x, t)
         if not isinstance(eps, Tensor) or eps.shape != x.shape:
             return eps  # let the shape check report it
-        alpha, sigma = self.sde.marginal(t.to(torch.float64))
-        a = alpha.to(x.dtype).reshape(-1, *([1] * (x.ndim - 1)))
-        s = sigma.to(x.dtype).reshape(-1, *([1] * (x.ndim - 1)))
-        cov = self.sde.covariance
-        x0 = ((x - s * cov.sqrt_apply(eps)) / a).clamp(-self.c, self.c)
-        return cov.inv_sqrt_apply(x - a * x0) / s
+        t = t.to(torch.float64)
+        x0 = self.sde.eps_to_x0(eps, x, t).clamp(-self.c, self.c)
+        return self.sde.x0_to_eps(x0, x, t)
 
 
 def _make_grid(sde: SDE, grid, steps: int, eps: float, denoise: bool, default: str) -> Grid:
@@ -246,25 +256,17 @@ def sample(
         x = x_T
     g = _make_grid(sde, grid, steps, eps, denoise, entry.default_grid)
 
-    bar = None
-    if progress:
-        try:
-            from tqdm.auto import tqdm
-        except ImportError as err:  # pragma: no cover
-            raise ImportError("progress=True needs tqdm: pip install tqdm") from err
-        total = None if entry.evals_per_step is None else entry.evals_per_step * g.num_intervals
-        bar = tqdm(
-            total=None if total is None else total + int(g.denoise), desc=sampler, unit="nfe"
-        )
+    total = None if entry.evals_per_step is None else entry.evals_per_step * g.num_intervals
+    bar = progress_bar(
+        progress, total=None if total is None else total + int(g.denoise), desc=sampler, unit="nfe"
+    )
     if clip_x0 is not None:
         model = _ClippedModel(model, sde, float(clip_x0))
     counted = _CountingModel(model, sde, bar)
     try:
         x = entry.fn(sde, counted, x, g, generator=generator, **options)
         if g.denoise:
-            t_last = g.t[-1]
-            eps_hat = counted(x, t_last)
-            x = (x - float(g.sigma[-1]) * sde.covariance.sqrt_apply(eps_hat)) / float(g.alpha[-1])
+            x = sde.eps_to_x0(counted(x, g.t[-1]), x, g.t[-1])
     finally:
         if bar is not None:
             bar.close()
@@ -276,8 +278,3 @@ def sample(
 def whitened_noise(x: Tensor, generator: torch.Generator | None) -> Tensor:
     """z ~ N(0, I) shaped like x (samplers apply L themselves)."""
     return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-
-
-def data_prediction(sde: SDE, eps: Tensor, x: Tensor, alpha: float, sigma: float) -> Tensor:
-    """x̂₀ = (x - σ L ε̂) / α."""
-    return (x - sigma * sde.covariance.sqrt_apply(eps)) / alpha

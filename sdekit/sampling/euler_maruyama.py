@@ -14,8 +14,7 @@ def euler_maruyama(sde, model, x, grid, *, generator=None):
     for i in range(grid.num_intervals):
         t, s = grid.t[i], grid.t[i + 1]
         h = float(t - s)
-        f, g = float(sde.drift_coef(t)), float(sde.diffusion(t))
-        eps = model(x, t)
-        drift = f * x + (g**2 / float(grid.sigma[i])) * L(eps)
+        drift = sde.reverse_drift(x, t, model(x, t))
+        g = float(sde.diffusion(t))
         x = x - h * drift + g * math.sqrt(h) * L(whitened_noise(x, generator))
     return x

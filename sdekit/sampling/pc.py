@@ -62,6 +62,6 @@ def pc(
             x = (2 - a_ts) * x - (var_ts / s_t) * L(eps) + math.sqrt(var_ts) * L(z)
         else:
             h = float(t - s)
-            f, g = float(sde.drift_coef(t)), float(sde.diffusion(t))
-            x = x - h * (f * x + (g**2 / s_t) * L(eps)) + g * math.sqrt(h) * L(z)
+            g = float(sde.diffusion(t))
+            x = x - h * sde.reverse_drift(x, t, eps) + g * math.sqrt(h) * L(z)
     return x

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .engine import _Entry, register_prefix
+from .engine import SamplerEntry, register_prefix
 
 FIXED_METHODS = ("euler", "midpoint", "heun2", "heun3", "rk4", "explicit_adams", "implicit_adams")
 ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
@@ -32,10 +32,7 @@ class _PFODE(torch.nn.Module):
                 f"torchdiffeq asked for the drift at t={tt:.6g}, outside [{self.t_lo}, {self.t_hi}]"
             )
         t64 = torch.tensor(min(max(tt, self.t_lo), self.t_hi), dtype=torch.float64)
-        eps = self.model(x, t64)
-        g2 = float(self.sde.diffusion(t64)) ** 2
-        coef = g2 / (2 * float(self.sde.marginal(t64)[1]))
-        return float(self.sde.drift_coef(t64)) * x + coef * self.sde.covariance.sqrt_apply(eps)
+        return self.sde.reverse_drift(x, t64, self.model(x, t64), probability_flow=True)
 
 
 def _make(method: str):
@@ -73,13 +70,13 @@ def _make(method: str):
     return torchdiffeq_sampler
 
 
-def _resolve(method: str) -> _Entry:
+def _resolve(method: str) -> SamplerEntry:
     if method not in FIXED_METHODS + ADAPTIVE_METHODS:
         raise ValueError(
             f"unknown torchdiffeq method {method!r}; valid: "
             + ", ".join(f"torchdiffeq:{m}" for m in FIXED_METHODS + ADAPTIVE_METHODS)
         )
-    return _Entry(_make(method), "time", False, _EVALS.get(method))
+    return SamplerEntry(_make(method), "time", False, _EVALS.get(method))
 
 
 register_prefix("torchdiffeq", _resolve)

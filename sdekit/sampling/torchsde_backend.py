@@ -25,7 +25,7 @@ import math
 import torch
 from torch import Tensor
 
-from .engine import _Entry, register_prefix
+from .engine import SamplerEntry, register_prefix
 
 #: methods torchsde offers for additive noise with a diffusion-vector product
 TORCHSDE_METHODS = {
@@ -119,10 +119,7 @@ class _ReverseSDEInU:
             return self._cache[1]
         t, d = self._time(u)
         x = self._x(y)
-        eps = self.model(x, t)
-        coef = float(self.sde.diffusion(t)) ** 2 / float(self.sde.marginal(t)[1])
-        drift = float(self.sde.drift_coef(t)) * x + coef * self.sde.covariance.sqrt_apply(eps)
-        out = (d * drift).reshape(y.shape)
+        out = (d * self.sde.reverse_drift(x, t, self.model(x, t))).reshape(y.shape)
         self._cache = (key, out)
         return out
 
@@ -159,7 +156,7 @@ def _make(method: str):
     return torchsde_sampler
 
 
-def _resolve(method: str) -> _Entry:
+def _resolve(method: str) -> SamplerEntry:
     if method in _UNSUPPORTED:
         raise ValueError(f"torchsde:{method} is not supported: {_UNSUPPORTED[method]}")
     if method not in TORCHSDE_METHODS:
@@ -168,7 +165,7 @@ def _resolve(method: str) -> _Entry:
             + ", ".join(f"torchsde:{m}" for m in TORCHSDE_METHODS)
         )
     evals = 1 if method in ("euler", "milstein") else None
-    return _Entry(_make(method), "time", True, evals)
+    return SamplerEntry(_make(method), "time", True, evals)
 
 
 register_prefix("torchsde", _resolve)

@@ -7,7 +7,7 @@ import math
 import torch
 
 from ._multistep import half_log_snr
-from .engine import data_prediction, register_sampler
+from .engine import register_sampler
 
 
 def _coefficients(hh: float, rks: list[float], order: int, variant: str):
@@ -58,8 +58,7 @@ def unipc(
     ms: list = []  # x̂₀ history, newest last
     prev_x, prev_order = None, 0
     for i in range(grid.num_intervals):
-        a_t, s_t = float(grid.alpha[i]), float(grid.sigma[i])
-        m = data_prediction(sde, model(x, grid.t[i]), x, a_t, s_t)
+        m = sde.eps_to_x0(model(x, grid.t[i]), x, grid.t[i])
         if corrector and i > 0:  # correct x_i with the new evaluation m_i
             x = _update(prev_x, ms, lam, grid, i - 1, prev_order, variant, m_new=m)
         ms = (ms + [m])[-order:]

@@ -1,6 +1,6 @@
 """Forward SDEs with covariance-shaped noise, their reverse processes and discrete chains."""
 
-from .base import SDE, DiscreteChain, ReverseProcess
+from .base import SDE, DiscreteChain, ReverseProcess, as_time, expand_to
 from .parameterization import eps_from_score, eps_from_v, eps_from_x0
 from .schedules import CosineSchedule, DiscreteSchedule, LinearSchedule, VPSchedule
 from .ve import NIVESDE, VESDE
@@ -23,4 +23,6 @@ __all__ = [
     "eps_from_x0",
     "eps_from_v",
     "eps_from_score",
+    "as_time",
+    "expand_to",
 ]

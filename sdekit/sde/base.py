@@ -24,10 +24,11 @@ from torch import Tensor
 
 from ..covariance import CovarianceOperator
 
-__all__ = ["SDE", "ReverseProcess", "DiscreteChain"]
+__all__ = ["SDE", "ReverseProcess", "DiscreteChain", "as_time", "expand_to"]
 
 
-def _as_time(t, dtype=torch.float64) -> Tensor:
+def as_time(t, dtype=torch.float64) -> Tensor:
+    """``t`` as a floating tensor (Python numbers become float64)."""
     if isinstance(t, Tensor):
         return t if t.is_floating_point() else t.to(dtype)
     return torch.as_tensor(t, dtype=dtype)
@@ -131,7 +132,7 @@ class SDE(abc.ABC):
 
     def check_time(self, t, name: str = "t") -> Tensor:
         """``t`` as a tensor, or a ValueError unless every entry lies in [0, T]."""
-        t = _as_time(t)
+        t = as_time(t)
         if t.numel() and (bool((t < 0).any()) or bool((t > self.T * (1 + 1e-12)).any())):
             raise ValueError(
                 f"{name} must lie in [0, T={self.T}], got values in "
@@ -183,13 +184,37 @@ class SDE(abc.ABC):
 
     def eps_to_score(self, eps: Tensor, t) -> Tensor:
         """∇log p_t(x) = -L⁻ᵀ ε / σ_t."""
-        sigma = self.marginal(_as_time(t))[1]
+        sigma = self.marginal(as_time(t))[1]
         return -self.covariance.inv_sqrt_apply_t(eps) / expand_to(sigma, eps)
 
     def eps_to_x0(self, eps: Tensor, x: Tensor, t) -> Tensor:
-        """x̂_0 = (x - σ_t L ε) / α_t (Tweedie's denoiser for the exact ε)."""
-        alpha, sigma = self.marginal(_as_time(t))
+        """x̂₀ = (x - σ_t L ε) / α_t (Tweedie's denoiser for the exact ε).
+
+        ``t`` is a scalar time or one per sample ``(n,)``; every sampler's data
+        prediction and the final denoising step go through here.
+        """
+        alpha, sigma = self.marginal(as_time(t))
         return (x - expand_to(sigma, x) * self.covariance.sqrt_apply(eps)) / expand_to(alpha, x)
+
+    def x0_to_eps(self, x0: Tensor, x: Tensor, t) -> Tensor:
+        """ε = L⁻¹ (x - α_t x₀) / σ_t, the inverse of :meth:`eps_to_x0`."""
+        alpha, sigma = self.marginal(as_time(t))
+        resid = x - expand_to(alpha, x) * x0
+        return self.covariance.inv_sqrt_apply(resid) / expand_to(sigma, x)
+
+    def reverse_drift(self, x: Tensor, t, eps: Tensor, probability_flow: bool = False) -> Tensor:
+        """f(t) x + c (g(t)²/σ_t) L ε̂ with c = 1 (reverse SDE) or ½ (probability-flow ODE).
+
+        The drift for time running forward (dx = drift dt + g L dW): a reverse-time
+        solver steps it with dt < 0. ``t`` is a scalar time or one per sample ``(n,)``;
+        every sampler and backend that integrates the drift calls this.
+        """
+        t = as_time(t)
+        c = 0.5 if probability_flow else 1.0
+        coef = c * self.diffusion(t).square() / self.marginal(t)[1]
+        return expand_to(self.drift_coef(t), x) * x + expand_to(coef, x) * (
+            self.covariance.sqrt_apply(eps)
+        )
 
     def reverse(self, model, probability_flow: bool = False) -> ReverseProcess:
         """The reverse-time SDE (or the probability-flow ODE) driven by ``model``."""
@@ -224,18 +249,12 @@ class ReverseProcess:
         self.probability_flow = bool(probability_flow)
 
     def drift(self, x: Tensor, t) -> Tensor:
+        """The drift at ``x`` and time ``t`` (scalar or per sample), calling the model once."""
         t = self.sde.check_time(t)
         tvec = t.to(device=x.device, dtype=x.dtype).expand(x.shape[0]) if t.ndim == 0 else t
-        eps = self.model(x, tvec)
-        f = self.sde.drift_coef(t)
-        g2 = self.sde.diffusion(t).square()
-        sigma = self.sde.marginal(t)[1]
-        c = 0.5 if self.probability_flow else 1.0
-        return expand_to(f, x) * x + expand_to(c * g2 / sigma, x) * self.sde.covariance.sqrt_apply(
-            eps
-        )
+        return self.sde.reverse_drift(x, t, self.model(x, tvec), self.probability_flow)
 
     def diffusion_apply(self, z: Tensor, t) -> Tensor:
         if self.probability_flow:
             return torch.zeros_like(z)
-        return expand_to(self.sde.diffusion(_as_time(t)), z) * self.sde.covariance.sqrt_apply(z)
+        return expand_to(self.sde.diffusion(as_time(t)), z) * self.sde.covariance.sqrt_apply(z)

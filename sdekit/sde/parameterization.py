@@ -25,9 +25,7 @@ def eps_from_x0(model: Model, sde: SDE) -> Model:
     """Wrap ``model(x, t) -> x̂₀`` as an ε-prediction model."""
 
     def eps(x: Tensor, t: Tensor) -> Tensor:
-        alpha, sigma = sde.marginal(t)
-        resid = x - expand_to(alpha, x) * model(x, t)
-        return sde.covariance.inv_sqrt_apply(resid) / expand_to(sigma, x)
+        return sde.x0_to_eps(model(x, t), x, t)
 
     return eps
 

@@ -7,7 +7,7 @@ import math
 import torch
 
 from ..covariance import CovarianceOperator, IdentityCovariance
-from .base import SDE, _as_time
+from .base import SDE, as_time
 
 __all__ = ["NIVESDE", "VESDE"]
 
@@ -38,18 +38,18 @@ class NIVESDE(SDE):
         self._log_ratio = math.log(self.sigma_max / self.sigma_min)
 
     def marginal(self, t):
-        t = _as_time(t)
+        t = as_time(t)
         sigma = self.sigma_min * torch.exp(t / self.T * self._log_ratio)
         return torch.ones_like(sigma), sigma
 
     def drift_coef(self, t):
-        return torch.zeros_like(_as_time(t))
+        return torch.zeros_like(as_time(t))
 
     def diffusion(self, t):
         return self.marginal(t)[1] * math.sqrt(2 * self._log_ratio / self.T)
 
     def t_of_log_snr(self, log_snr):
-        return (-0.5 * _as_time(log_snr) - math.log(self.sigma_min)) / self._log_ratio * self.T
+        return (-0.5 * as_time(log_snr) - math.log(self.sigma_min)) / self._log_ratio * self.T
 
     def _chain_times(self, num_steps: int):
         return torch.linspace(0, self.T, num_steps, dtype=torch.float64)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..covariance import CovarianceOperator, IdentityCovariance
-from .base import SDE, _as_time
+from .base import SDE, as_time
 from .schedules import CosineSchedule, DiscreteSchedule, LinearSchedule, VPSchedule
 
 __all__ = ["NIVPSDE", "NISubVPSDE", "VPSDE", "SubVPSDE"]
@@ -50,10 +50,10 @@ class _VPFamily(SDE):
         return cls(covariance, schedule=DiscreteSchedule(betas), T=1.0)
 
     def _log_alpha(self, t) -> Tensor:
-        return self.schedule.log_alpha(_as_time(t))
+        return self.schedule.log_alpha(as_time(t))
 
     def drift_coef(self, t) -> Tensor:
-        return self.schedule.d_log_alpha(_as_time(t))
+        return self.schedule.d_log_alpha(as_time(t))
 
     def _chain_times(self, num_steps: int) -> Tensor:
         return torch.arange(1, num_steps + 1, dtype=torch.float64) * (self.T / num_steps)
@@ -80,7 +80,7 @@ class NIVPSDE(_VPFamily):
 
     def t_of_log_snr(self, log_snr):
         # α² = sigmoid(λ)
-        return self.schedule.t_of_log_alpha(0.5 * F.logsigmoid(_as_time(log_snr)))
+        return self.schedule.t_of_log_alpha(0.5 * F.logsigmoid(as_time(log_snr)))
 
 
 class NISubVPSDE(_VPFamily):
@@ -99,7 +99,7 @@ class NISubVPSDE(_VPFamily):
 
     def t_of_log_snr(self, log_snr):
         # α²/(1-α²)² = e^λ  →  α² = 2e^λ / (2e^λ + 1 + sqrt(4e^λ + 1))  (the root below 1)
-        e = torch.exp(_as_time(log_snr))
+        e = torch.exp(as_time(log_snr))
         a = 2 * e / (2 * e + 1 + torch.sqrt(4 * e + 1))
         return self.schedule.t_of_log_alpha(0.5 * torch.log(a))
 

@@ -34,8 +34,7 @@ from ..covariance import (
     FourierCovariance,
     IdentityCovariance,
 )
-from ..sde import SDE
-from ..sde.base import _as_time
+from ..sde import SDE, as_time
 
 __all__ = ["GaussianOracle"]
 
@@ -129,7 +128,7 @@ class GaussianOracle:
 
     def _coef(self, t, n: int):
         """α_t, σ_t as float64 tensors broadcastable against per-mode gains (n, 1, ...)."""
-        t = self.sde.check_time(_as_time(t))
+        t = self.sde.check_time(as_time(t))
         alpha, sigma = self.sde.marginal(t)
         alpha, sigma = alpha.to(torch.float64), sigma.to(torch.float64)
         if alpha.ndim == 0:
@@ -159,7 +158,7 @@ class GaussianOracle:
 
     def score(self, x: Tensor, t) -> Tensor:
         """∇log p_t(x) = -L⁻ᵀ ε̂ / σ_t."""
-        sigma = self.sde.marginal(_as_time(t))[1].to(torch.float64)
+        sigma = self.sde.marginal(as_time(t))[1].to(torch.float64)
         s = sigma.reshape(-1, *([1] * len(self.event_shape))) if sigma.ndim else sigma
         return (-self.noise.inv_sqrt_apply_t(self.eps(x, t).to(torch.float64)) / s).to(x.dtype)
 
@@ -270,7 +269,7 @@ class GaussianOracle:
         if t is None:
             m_p, v_p = fft(self.nu), self.c_full
         else:
-            alpha, sigma = self.sde.marginal(_as_time(t))
+            alpha, sigma = self.sde.marginal(as_time(t))
             m_p, v_p = (
                 fft(float(alpha) * self.nu),
                 float(alpha) ** 2 * self.c_full + float(sigma) ** 2,
