@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from sdekit.data import BatchStream, ImageDataset
+from sdekit.experiments import build_model, build_sde
 from sdekit.training import TrainConfig, Trainer
-from sdekit.training.experiment import build_model, build_sde
 
 
 def _cpu_preset() -> dict:
@@ -42,10 +42,11 @@ def test_training_step(benchmark, tmp_path, noise):
     benchmark.group = "training step (U-Net 1.1M, batch 64, 1x28x28)"
     cfg = {**CFG, "noise": noise}
     torch.manual_seed(0)
-    model = build_model(cfg)
+    sde = build_sde(cfg)
+    model = build_model(cfg, sde.covariance)
     loss_space = "correlated" if noise == "gff" else "whitened"
     trainer = Trainer(
-        build_sde(cfg),
+        sde,
         model,
         fake_dataset(),
         TrainConfig(

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
+from sdekit.experiments import load_dataset, load_trained
 from sdekit.metrics import noise_prediction_calibration
-from sdekit.training.experiment import load_dataset, load_trained
 
 TIMES = (0.02, 0.1, 0.3, 0.6, 0.9, 1.0)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 
-from sdekit.training.cli import run_recipe
+from sdekit.experiments.cli import run_recipe
 
 DDPM_SCHEDULE = {"beta_start": 1e-4, "beta_end": 0.02, "num_timesteps": 1000}
 

@@ -27,8 +27,8 @@ import json
 import math
 from pathlib import Path
 
+from sdekit.experiments.evaluation import cell_path
 from sdekit.training.checkpoint import load_checkpoint
-from sdekit.training.evaluation import cell_path
 from sdekit.training.images import from_uint8, save_image_grid
 
 #: Voleti, Oberman & Pal (2022), Table 1: CIFAR-10 FID (50 000 samples, Inception) of

@@ -9,8 +9,8 @@ import pytest
 import torch
 from conftest import load_recipe as load
 
+from sdekit.experiments.evaluation import cell_path
 from sdekit.training import atomic_save
-from sdekit.training.evaluation import cell_path
 
 
 def fake_run(run_dir, fids, fid_sd, bpd, steps_per_s):

@@ -164,7 +164,7 @@ def test_evaluate_reports_fid_precision_recall_and_bits_per_dim(tmp_path, monkey
     def no_sampling(*a, **k):
         raise AssertionError("the stored cell should have been reused")
 
-    import sdekit.training.evaluation as evaluation
+    import sdekit.experiments.evaluation as evaluation
 
     draw_samples = evaluation.draw_samples
     monkeypatch.setattr(evaluation, "draw_samples", no_sampling)

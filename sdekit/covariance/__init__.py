@@ -7,7 +7,7 @@ from .fourier import FourierCovariance, mirror_frequencies
 from .gff import GFFCovariance, gff_eigenvalues
 from .identity import IdentityCovariance
 from .kronecker import KroneckerCovariance
-from .registry import NOISE_NAMES, make_covariance
+from .registry import COVARIANCES, NOISE_NAMES, make_covariance, register_covariance
 
 __all__ = [
     "CovarianceOperator",
@@ -21,4 +21,6 @@ __all__ = [
     "mirror_frequencies",
     "make_covariance",
     "NOISE_NAMES",
+    "COVARIANCES",
+    "register_covariance",
 ]

@@ -3,6 +3,7 @@
 from .cifar10 import load_cifar10
 from .common import BatchStream, DatasetError, ImageDataset
 from .fashion_mnist import find_fashion_mnist, load_fashion_mnist, read_idx
+from .registry import DATASETS, load_dataset_by_name, register_dataset
 from .synthetic import gaussian_field_dataset
 
 __all__ = [
@@ -14,4 +15,7 @@ __all__ = [
     "find_fashion_mnist",
     "read_idx",
     "gaussian_field_dataset",
+    "DATASETS",
+    "register_dataset",
+    "load_dataset_by_name",
 ]

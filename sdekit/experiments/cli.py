@@ -11,7 +11,7 @@ from pathlib import Path
 from ..covariance import NOISE_NAMES
 from ..data import DatasetError
 from .evaluation import evaluate_run
-from .experiment import sample_run, train
+from .runs import sample_run, train
 
 COMMANDS = ("all", "train", "sample", "evaluate")
 
@@ -117,7 +117,7 @@ def resolve_config(args, presets: dict, dataset: str) -> dict:
     if args.noise:
         cfg["noise"] = args.noise
     if args.noise_alpha is not None:
-        cfg["noise_alpha"] = args.noise_alpha
+        cfg.setdefault("noise_params", {})["alpha"] = args.noise_alpha
     if args.data_dir:
         cfg["data_dir"] = args.data_dir
     if args.device:

@@ -17,24 +17,26 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
+from .._progress import progress_bar
 from ..metrics import (
     FeatureStats,
     frechet_distance_bootstrap,
     log_spectrum_distance,
     precision_recall,
 )
-from .checkpoint import atomic_save, load_checkpoint
-from .experiment import draw_samples, load_dataset, load_trained
-from .images import from_uint8, to_uint8
+from ..training import atomic_save, load_checkpoint
+from ..training.images import from_uint8, to_uint8
+from .config import load_dataset
+from .runs import draw_samples, load_trained
 
 log = logging.getLogger(__name__)
 
-__all__ = ["evaluate_run", "feature_extractor", "cell_path"]
+__all__ = ["EvalCell", "evaluate_run", "feature_extractor", "cell_path"]
 
 
 def feature_extractor(cfg: dict, device="cpu"):
@@ -63,32 +65,51 @@ def _features(extract, x: torch.Tensor, batch: int = 500) -> torch.Tensor:
     return torch.cat([extract(chunk) for chunk in x.split(batch)])
 
 
+@dataclass(frozen=True)
+class EvalCell:
+    """One evaluation cell: ``n`` samples of ``sampler`` with ``steps`` steps from the
+    sampling ``seed``, with the x̂₀ clamp ``clip_x0`` (``None``: off)."""
+
+    sampler: str
+    steps: int
+    n: int
+    seed: int
+    clip_x0: float | None
+
+    @property
+    def file_name(self) -> str:
+        clip = "noclip" if self.clip_x0 is None else f"clip{self.clip_x0:g}"
+        sampler = self.sampler.replace(":", "-")
+        return f"{sampler}_{self.steps}steps_n{self.n}_seed{self.seed}_{clip}.pt"
+
+
 def cell_path(run_dir, sampler: str, steps: int, n: int, seed: int, clip_x0) -> Path:
     """Where the 8-bit samples of one evaluation cell are stored."""
-    clip = "noclip" if clip_x0 is None else f"clip{clip_x0:g}"
-    name = f"{sampler.replace(':', '-')}_{steps}steps_n{n}_seed{seed}_{clip}.pt"
-    return Path(run_dir) / "evaluation" / "samples" / name
+    cell = EvalCell(sampler, steps, n, seed, clip_x0)
+    return Path(run_dir) / "evaluation" / "samples" / cell.file_name
 
 
-def _cell_samples(run_dir, sde, model, sampler, steps, n, seed, device, clip_x0) -> dict:
+def _cell_samples(run_dir, sde, model, cell: EvalCell, device) -> dict:
     """The stored cell if present, else draw, store atomically and return it."""
-    path = cell_path(run_dir, sampler, steps, n, seed, clip_x0)
+    path = Path(run_dir) / "evaluation" / "samples" / cell.file_name
     if path.exists():
         return load_checkpoint(path)
     t0 = time.perf_counter()
-    x, info = draw_samples(sde, model, n, sampler, steps, seed, device, clip_x0)
-    cell = {
+    x, info = draw_samples(
+        sde, model, cell.n, cell.sampler, cell.steps, cell.seed, device, cell.clip_x0
+    )
+    stored = {
         "images": to_uint8(x.cpu()),
         "nfe": info.nfe,
         "seconds": round(time.perf_counter() - t0, 2),
-        "sampler": sampler,
-        "steps": steps,
-        "seed": seed,
-        "clip_x0": clip_x0,
+        "sampler": cell.sampler,
+        "steps": cell.steps,
+        "seed": cell.seed,
+        "clip_x0": cell.clip_x0,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_save(cell, path)
-    return cell
+    atomic_save(stored, path)
+    return stored
 
 
 def evaluate_run(
@@ -125,15 +146,16 @@ def evaluate_run(
         ref_stats = FeatureStats(ref_feats.shape[1])
         ref_stats.update(ref_feats)
     rows = []
-    cells = [(s, k) for s in samplers for k in steps_list]
-    for sampler, steps in tqdm(cells, desc="evaluate", disable=not progress):
-        cell = _cell_samples(run_dir, sde, model, sampler, steps, n, seed, device, clip_x0)
-        x = from_uint8(cell["images"])
+    cells = [EvalCell(s, k, n, seed, clip_x0) for s in samplers for k in steps_list]
+    bar = progress_bar(progress, total=len(cells), desc="evaluate")
+    for cell in cells:
+        stored = _cell_samples(run_dir, sde, model, cell, device)
+        x = from_uint8(stored["images"])
         row = {
-            "sampler": sampler,
-            "steps": steps,
-            "nfe": cell["nfe"],
-            "seconds": cell["seconds"],
+            "sampler": cell.sampler,
+            "steps": cell.steps,
+            "nfe": stored["nfe"],
+            "seconds": stored["seconds"],
             "log_spectrum_rmse": round(log_spectrum_distance(x, ref[:2000]), 4),
         }
         if extract is not None:
@@ -151,6 +173,10 @@ def evaluate_run(
             )
         rows.append(row)
         log.info("%s", row)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
     summary = {
         "rows": rows,
         "features": feature_name,

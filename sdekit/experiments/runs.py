@@ -1,13 +1,5 @@
-"""An experiment = a config dict → dataset, SDE, U-Net, trainer; plus sampling of a
-trained run (its evaluation is in :mod:`sdekit.training.evaluation`). The recipes are
-thin command lines over these modules.
-
-Config keys (all plain JSON values, recorded in ``config.json`` and every checkpoint):
-``dataset`` ("cifar10" | "fashion_mnist" | "synthetic"), ``data_dir``, ``resolution``,
-``noise`` ("gff" | "isotropic"), ``noise_alpha``, ``beta_start``, ``beta_end``,
-``num_timesteps`` (the DDPM chain, embedded exactly by ``NIVPSDE.from_betas``),
-``model`` (UNet keyword arguments) and ``train`` (TrainConfig fields).
-"""
+"""Runs of an experiment: train (torchrun-aware) into a run folder, load its EMA model,
+and draw samples from it (a PNG grid and an ``.npz`` of 8-bit images)."""
 
 from __future__ import annotations
 
@@ -21,64 +13,14 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from ..covariance import make_covariance
-from ..data import gaussian_field_dataset, load_cifar10, load_fashion_mnist
-from ..models import CorrelatedNoiseModel, UNet
 from ..sampling import sample
-from ..sde import NIVPSDE
-from .checkpoint import load_checkpoint, load_state_strict
-from .images import save_image_grid, to_uint8
-from .trainer import TrainConfig, Trainer
+from ..training import TrainConfig, Trainer, load_checkpoint, load_state_strict
+from ..training.images import save_image_grid, to_uint8
+from .config import build_model, build_sde, load_dataset, train_config_kwargs
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "build_sde",
-    "build_model",
-    "load_dataset",
-    "train",
-    "load_trained",
-    "draw_samples",
-    "sample_run",
-]
-
-
-def event_shape(cfg: dict) -> tuple[int, int, int]:
-    channels = 3 if cfg["dataset"] == "cifar10" else 1
-    return (channels, cfg["resolution"], cfg["resolution"])
-
-
-def build_sde(cfg: dict) -> NIVPSDE:
-    cov = make_covariance(cfg["noise"], event_shape(cfg), alpha=cfg.get("noise_alpha", 1.0))
-    betas = torch.linspace(
-        cfg["beta_start"], cfg["beta_end"], cfg["num_timesteps"], dtype=torch.float64
-    )
-    return NIVPSDE.from_betas(cov, betas)
-
-
-def build_model(cfg: dict) -> torch.nn.Module:
-    """The U-Net; with ``"target": "correlated"`` (default) it predicts L ε and is wrapped
-    so that the model still returns the whitened ε̂ = L⁻¹ net(x, t)."""
-    c, h, _ = event_shape(cfg)
-    kwargs = dict(cfg["model"])
-    target = kwargs.pop("target", "correlated")
-    net = UNet(in_channels=c, resolution=h, **kwargs)
-    if target == "correlated":
-        return CorrelatedNoiseModel(net, build_sde(cfg).covariance)
-    if target != "whitened":
-        raise ValueError(f"model target must be 'correlated' or 'whitened', got {target!r}")
-    return net
-
-
-def load_dataset(cfg: dict, train: bool = True):
-    name = cfg["dataset"]
-    if name == "cifar10":
-        return load_cifar10(cfg.get("data_dir") or "data", train=train)
-    if name == "fashion_mnist":
-        return load_fashion_mnist(cfg.get("data_dir"), train=train, resolution=cfg["resolution"])
-    if name == "synthetic":
-        return gaussian_field_dataset(512, event_shape(cfg), seed=0 if train else 1)
-    raise ValueError(f"unknown dataset {name!r}; valid: cifar10, fashion_mnist, synthetic")
+__all__ = ["train", "load_trained", "draw_samples", "sample_run"]
 
 
 def _init_distributed() -> bool:
@@ -97,19 +39,17 @@ def train(cfg: dict, run_dir, resume: bool = True, device=None) -> Trainer:
     run_dir = Path(run_dir)
     try:
         dataset = load_dataset(cfg, train=True)
-        train_kw = dict(cfg["train"])
-        if cfg["model"].get("target", "correlated") == "correlated":
-            train_kw.setdefault("loss_space", "correlated")
-        tcfg = TrainConfig(**train_kw)
+        tcfg = TrainConfig(**train_config_kwargs(cfg))
         if dist.is_initialized() and dist.get_rank() != 0:
             tcfg.progress = False
         if device is None and cfg.get("device"):
             device = cfg["device"]
         if cfg.get("data_on_device") and device not in (None, "cpu"):
             dataset = dataset.to(device)
+        sde = build_sde(cfg)
         trainer = Trainer(
-            build_sde(cfg),
-            build_model(cfg),
+            sde,
+            build_model(cfg, sde.covariance),
             dataset,
             tcfg,
             run_dir,
@@ -137,10 +77,10 @@ def load_trained(run_dir, device="cpu"):
     path = Path(run_dir) / "checkpoints" / "latest.pt"
     state = load_checkpoint(path, map_location=device)
     cfg = state["config"]["experiment"]
-    model = build_model(cfg)
+    sde = build_sde(cfg)
+    model = build_model(cfg, sde.covariance)
     ema = {k.removeprefix("module."): v for k, v in state["ema"].items() if k != "n_averaged"}
     load_state_strict(model, ema, "model (EMA weights)", path)
-    sde = build_sde(cfg)
     sde.covariance = sde.covariance.to(device=device)
     return cfg, sde, model.to(device).eval()
 

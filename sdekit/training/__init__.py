@@ -1,6 +1,6 @@
 """Training: losses, the trainer (EMA, atomic checkpoints, exact resume, DDP), sample grids."""
 
-from .checkpoint import atomic_save, load_checkpoint
+from .checkpoint import atomic_save, load_checkpoint, load_state_strict
 from .images import from_uint8, image_grid, save_image_grid, to_uint8
 from .losses import denoising_loss, sample_training_times
 from .trainer import TrainConfig, Trainer
@@ -12,6 +12,7 @@ __all__ = [
     "Trainer",
     "atomic_save",
     "load_checkpoint",
+    "load_state_strict",
     "image_grid",
     "save_image_grid",
     "to_uint8",

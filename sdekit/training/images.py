@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import torch
+from einops import rearrange
 from torch import Tensor
 
 
@@ -20,15 +21,15 @@ def from_uint8(images: Tensor) -> Tensor:
 
 
 def image_grid(x: Tensor, nrow: int | None = None, pad: int = 2) -> Tensor:
-    """Tile images (n, C, H, W) in [-1, 1] into one uint8 (H', W', C) array."""
+    """Tile images (n, C, H, W) in [-1, 1] into one uint8 (H', W', C) array: ``nrow``
+    images per row, ``pad`` white pixels around each, white where the last row is short."""
     n, c, h, w = x.shape
     nrow = nrow or math.ceil(math.sqrt(n))
     ncol = math.ceil(n / nrow)
-    grid = torch.ones(c, ncol * (h + pad) + pad, nrow * (w + pad) + pad)
-    for i in range(n):
-        r, col = divmod(i, nrow)
-        y0, x0 = pad + r * (h + pad), pad + col * (w + pad)
-        grid[:, y0 : y0 + h, x0 : x0 + w] = x[i].detach().float().cpu().clamp(-1, 1)
+    tiles = torch.ones(nrow * ncol, c, h + pad, w + pad)
+    tiles[:n, :, pad:, pad:] = x.detach().float().cpu().clamp(-1, 1)
+    grid = rearrange(tiles, "(r q) c h w -> c (r h) (q w)", r=ncol, q=nrow)
+    grid = torch.nn.functional.pad(grid, (0, pad, 0, pad), value=1.0)
     return to_uint8(grid).permute(1, 2, 0)
 
 

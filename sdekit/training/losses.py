@@ -20,8 +20,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..sde import SDE
-from ..sde.base import expand_to
+from ..sde import SDE, expand_to
 
 __all__ = ["sample_training_times", "denoising_loss"]
 

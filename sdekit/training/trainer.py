@@ -12,24 +12,29 @@ checkpoint therefore continues bit for bit.
 from __future__ import annotations
 
 import copy
-import csv
-import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from .._progress import progress_bar
 from ..data import BatchStream, ImageDataset
-from ..sampling import sample
 from ..sde import SDE
-from .checkpoint import atomic_save, load_checkpoint, load_state_strict
-from .images import save_image_grid
+from .checkpoint import (
+    CheckpointError,
+    CheckpointFolder,
+    capture_rng,
+    load_checkpoint,
+    load_state_strict,
+    restore_rng,
+)
+from .distributed import DistInfo
 from .losses import denoising_loss, sample_training_times
+from .run_log import MetricsLog, write_sample_grid
 
 log = logging.getLogger(__name__)
 
@@ -71,20 +76,6 @@ class TrainConfig:
             raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
 
 
-@dataclass
-class _Dist:
-    rank: int = 0
-    world_size: int = 1
-    enabled: bool = False
-    extra: dict = field(default_factory=dict)
-
-    @classmethod
-    def current(cls) -> _Dist:
-        if dist.is_available() and dist.is_initialized():
-            return cls(dist.get_rank(), dist.get_world_size(), True)
-        return cls()
-
-
 class Trainer:
     """Trains ``model`` (an ε-prediction ``nn.Module``) on ``dataset`` for ``sde``.
 
@@ -113,7 +104,7 @@ class Trainer:
     ):
         self.sde, self.config, self.run_dir = sde, config, Path(run_dir)
         self.extra_config = dict(extra_config or {})
-        self.dist = _Dist.current()
+        self.dist = DistInfo.current()
         if device is None:
             device = (
                 torch.device("cuda", torch.cuda.current_device())
@@ -149,13 +140,15 @@ class Trainer:
             dataset, config.batch_size, config.seed, self.dist.rank, self.dist.world_size
         )
         self.noise_gen = torch.Generator(self.device).manual_seed(config.seed + 7919)
+        self.metrics = MetricsLog(self.run_dir)
+        self.checkpoints = CheckpointFolder(self.run_dir / "checkpoints", config.keep_checkpoints)
         self.step = 0
         self.last_loss = math.nan
 
     # ---------------------------------------------------------------- train
     @property
     def is_main(self) -> bool:
-        return self.dist.rank == 0
+        return self.dist.is_main
 
     def _global_noise(self, x0: torch.Tensor):
         """t and ε for the global batch from the shared generator; this rank's shard."""
@@ -202,11 +195,7 @@ class Trainer:
         self.scheduler.step()
         self.ema.update_parameters(self.model)
         self.step += 1
-        value = loss.detach()
-        if self.dist.enabled:
-            dist.all_reduce(value)
-            value = value / self.dist.world_size
-        self.last_loss = float(value)
+        self.last_loss = float(self.dist.mean(loss.detach()))
         return self.last_loss
 
     def fit(self, steps: int | None = None) -> None:
@@ -214,12 +203,10 @@ class Trainer:
         logging and sampling on the way; a final checkpoint is always written."""
         cfg = self.config
         target = cfg.steps if steps is None else steps
-        self._trim_metrics()
-        bar = None
-        if cfg.progress and self.is_main and self.step < target:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=target, initial=self.step, desc="train", unit="step")
+        if self.is_main:
+            self.metrics.trim(self.step)
+        show = cfg.progress and self.is_main and self.step < target
+        bar = progress_bar(show, total=target, initial=self.step, desc="train", unit="step")
         tick, seen = time.perf_counter(), 0
         while self.step < target:
             loss = self.train_step()
@@ -227,15 +214,12 @@ class Trainer:
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4f}")
-            if self.step % cfg.log_every == 0 or self.step == target:
+            if self.is_main and (self.step % cfg.log_every == 0 or self.step == target):
                 dt = time.perf_counter() - tick
-                self.log_metrics(
-                    {
-                        "step": self.step,
-                        "loss": loss,
-                        "lr": self.scheduler.get_last_lr()[0],
-                        "steps_per_s": seen / dt if dt > 0 else math.nan,
-                    }
+                lr = self.scheduler.get_last_lr()[0]
+                speed = seen / dt if dt > 0 else math.nan
+                self.metrics.append(
+                    {"step": self.step, "loss": loss, "lr": lr, "steps_per_s": speed}
                 )
                 tick, seen = time.perf_counter(), 0
             if self.step % cfg.ckpt_every == 0:
@@ -247,77 +231,28 @@ class Trainer:
         self.save_checkpoint()
 
     # -------------------------------------------------------------- outputs
-    def _trim_metrics(self) -> None:
-        """Drop logged rows past the current step (a fresh start clears the files; a
-        resume forgets what the interrupted run logged after its last checkpoint)."""
-        if not self.is_main:
-            return
-        jl, cs = self.run_dir / "metrics.jsonl", self.run_dir / "metrics.csv"
-        if not jl.exists():
-            return
-        rows = [json.loads(r) for r in jl.read_text().splitlines() if r.strip()]
-        rows = [r for r in rows if r.get("step", 0) <= self.step]
-        jl.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        if cs.exists():
-            cs.unlink()
-        for r in rows:
-            self._append_csv(r)
-
-    def _append_csv(self, row: dict) -> None:
-        path = self.run_dir / "metrics.csv"
-        new = not path.exists()
-        with open(path, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(row))
-            if new:
-                w.writeheader()
-            w.writerow(row)
-
-    def log_metrics(self, row: dict) -> None:
-        if not self.is_main:
-            return
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
-        self._append_csv(row)
-        log.info("step %d loss %.5f", row["step"], row["loss"])
-
-    @torch.no_grad()
-    def sample_grid(
-        self,
-        path,
-        n: int | None = None,
-        steps: int | None = None,
-        sampler: str | None = None,
-        seed: int = 0,
-    ):
-        """Sample with the EMA weights and write a PNG grid (rank 0)."""
+    def sample_grid(self, path, n=None, steps=None, sampler=None, seed: int = 0):
+        """Sample with the EMA weights and write a PNG grid (rank 0; ``TrainConfig.sample_*``
+        unless given)."""
         if not self.is_main:
             return None
         cfg = self.config
-        model = self.ema.module.eval()
-        g = torch.Generator(self.device).manual_seed(seed)
-        x = sample(
+        return write_sample_grid(
             self.sde,
-            model,
+            self.ema.module.eval(),
+            path,
             n=n or cfg.sample_n,
-            sampler=sampler or cfg.sample_sampler,
             steps=steps or cfg.sample_steps,
-            generator=g,
+            sampler=sampler or cfg.sample_sampler,
+            seed=seed,
             device=self.device,
-            dtype=torch.float32,
             clip_x0=cfg.sample_clip_x0,
         )
-        return save_image_grid(x, path)
 
     # ---------------------------------------------------------- checkpoints
     def state_dict(self) -> dict:
-        rng = torch.get_rng_state()
-        rngs = [rng]
-        if self.dist.enabled:
-            gathered = [None] * self.dist.world_size
-            dist.all_gather_object(gathered, rng)
-            rngs = gathered
-        state = {
+        """Everything a bit-exact resume needs (collective under DDP: the RNG of every rank)."""
+        return {
             "step": self.step,
             "model": self.model.state_dict(),
             "ema": self.ema.state_dict(),
@@ -325,29 +260,21 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "stream": self.stream.state_dict(),
             "noise_gen": self.noise_gen.get_state(),
-            "rng_cpu": rngs,
+            **capture_rng(self.dist, self.device),
             "config": {"train": asdict(self.config), **self.extra_config},
         }
-        if torch.cuda.is_available() and self.device.type == "cuda":
-            state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
-        return state
 
     def save_checkpoint(self) -> Path | None:
         """Write ``checkpoints/step{N}.pt`` and ``checkpoints/latest.pt`` atomically (rank 0)."""
         state = self.state_dict()  # collective under DDP: every rank takes part
-        if not self.is_main:
-            return None
-        folder = self.run_dir / "checkpoints"
-        path = atomic_save(state, folder / f"step{self.step:07d}.pt")
-        atomic_save(state, folder / "latest.pt")
-        old = sorted(folder.glob("step*.pt"))[: -self.config.keep_checkpoints]
-        for p in old:
-            p.unlink()
-        return path
+        return self.checkpoints.save(state, self.step) if self.is_main else None
 
     def load_checkpoint(self, path) -> None:
         """Restore everything a checkpoint holds (strict key checks; ``weights_only`` load)."""
-        state = load_checkpoint(path, map_location=self.device)
+        self.load_state_dict(load_checkpoint(path, map_location=self.device), path)
+
+    def load_state_dict(self, state: dict, path) -> None:
+        """Restore :meth:`state_dict`'s record (read from ``path``, named in errors)."""
         needed = {
             "step",
             "model",
@@ -359,26 +286,24 @@ class Trainer:
             "rng_cpu",
         }
         if not needed <= set(state):
-            raise ValueError(f"checkpoint {path} lacks {sorted(needed - set(state))}")
+            raise CheckpointError(f"checkpoint {path} lacks {sorted(needed - set(state))}")
         load_state_strict(self.model, state["model"], "model", path)
         load_state_strict(self.ema, state["ema"], "EMA model", path)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.stream.load_state_dict(state["stream"])
-        self.noise_gen.set_state(
-            state["noise_gen"].cpu() if self.device.type == "cpu" else state["noise_gen"]
-        )
-        rngs = state["rng_cpu"]
-        torch.set_rng_state(rngs[self.dist.rank if len(rngs) > self.dist.rank else 0].cpu())
-        if "rng_cuda" in state and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["rng_cuda"].cpu(), self.device)
+        gen = state["noise_gen"]
+        self.noise_gen.set_state(gen.cpu() if self.device.type == "cpu" else gen)
+        restore_rng(state, self.dist, self.device)
         self.step = int(state["step"])
 
     def resume_if_possible(self) -> bool:
-        """Load ``checkpoints/latest.pt`` if it exists; True when resumed."""
-        latest = self.run_dir / "checkpoints" / "latest.pt"
-        if latest.exists():
-            self.load_checkpoint(latest)
-            log.info("resumed from %s at step %d", latest, self.step)
-            return True
-        return False
+        """Resume from ``checkpoints/latest.pt`` (or, if it is damaged, the newest intact
+        ``step*.pt``, with a warning); True when resumed."""
+        found = self.checkpoints.load_newest(map_location=self.device)
+        if found is None:
+            return False
+        path, state = found
+        self.load_state_dict(state, path)
+        log.info("resumed from %s at step %d", path, self.step)
+        return True

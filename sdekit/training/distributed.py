@@ -1,0 +1,45 @@
+"""This process's place in a ``torch.distributed`` job (one process: rank 0 of 1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["DistInfo"]
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """``rank`` and ``world_size`` of this process; ``enabled`` under an initialised group."""
+
+    rank: int = 0
+    world_size: int = 1
+    enabled: bool = False
+
+    @classmethod
+    def current(cls) -> DistInfo:
+        if dist.is_available() and dist.is_initialized():
+            return cls(dist.get_rank(), dist.get_world_size(), True)
+        return cls()
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def all_gather(self, obj) -> list:
+        """``[obj of rank 0, obj of rank 1, …]`` (collective under DDP; ``[obj]`` alone)."""
+        if not self.enabled:
+            return [obj]
+        gathered = [None] * self.world_size
+        dist.all_gather_object(gathered, obj)
+        return gathered
+
+    def mean(self, value: torch.Tensor) -> torch.Tensor:
+        """The mean of ``value`` over ranks (collective under DDP)."""
+        if not self.enabled:
+            return value
+        value = value.clone()
+        dist.all_reduce(value)
+        return value / self.world_size

@@ -1,0 +1,84 @@
+"""What a training run leaves beside its checkpoints: metric rows (JSONL and CSV) and
+PNG grids of samples from the EMA model."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from pathlib import Path
+
+import torch
+
+from ..sampling import sample
+from .images import save_image_grid
+
+log = logging.getLogger(__name__)
+
+__all__ = ["MetricsLog", "write_sample_grid"]
+
+
+class MetricsLog:
+    """Rows of metrics in ``run_dir/metrics.jsonl`` and the same rows in ``metrics.csv``."""
+
+    def __init__(self, run_dir):
+        self.run_dir = Path(run_dir)
+        self.jsonl, self.csv = self.run_dir / "metrics.jsonl", self.run_dir / "metrics.csv"
+
+    def append(self, row: dict) -> None:
+        """Add one row (a dict with at least ``step`` and ``loss``) to both files."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.jsonl, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        self._append_csv(row)
+        log.info("step %d loss %.5f", row["step"], row["loss"])
+
+    def trim(self, step: int) -> None:
+        """Drop rows past ``step`` (a fresh start clears the files; a resume forgets what
+        the interrupted run logged after its last checkpoint)."""
+        if not self.jsonl.exists():
+            return
+        rows = [json.loads(r) for r in self.jsonl.read_text().splitlines() if r.strip()]
+        rows = [r for r in rows if r.get("step", 0) <= step]
+        self.jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        if self.csv.exists():
+            self.csv.unlink()
+        for r in rows:
+            self._append_csv(r)
+
+    def _append_csv(self, row: dict) -> None:
+        new = not self.csv.exists()
+        with open(self.csv, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                w.writeheader()
+            w.writerow(row)
+
+
+@torch.no_grad()
+def write_sample_grid(
+    sde,
+    model,
+    path,
+    *,
+    n: int,
+    steps: int,
+    sampler: str,
+    seed: int,
+    device,
+    clip_x0: float | None,
+) -> Path:
+    """Sample ``n`` images (float32, seeded generator) and write them as a PNG grid."""
+    g = torch.Generator(device).manual_seed(seed)
+    x = sample(
+        sde,
+        model,
+        n=n,
+        sampler=sampler,
+        steps=steps,
+        generator=g,
+        device=device,
+        dtype=torch.float32,
+        clip_x0=clip_x0,
+    )
+    return save_image_grid(x, path)
