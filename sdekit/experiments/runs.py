@@ -47,6 +47,7 @@ def train(cfg: dict, run_dir, resume: bool = True, device=None) -> Trainer:
         if cfg.get("data_on_device") and device not in (None, "cpu"):
             dataset = dataset.to(device)
         sde = build_sde(cfg)
+        torch.manual_seed(tcfg.seed)  # the seed fixes the initial weights too
         trainer = Trainer(
             sde,
             build_model(cfg, sde.covariance),

@@ -72,7 +72,7 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        if "weights only" in str(err).lower():
+        if "Unsupported global" in str(err):
             raise CheckpointError(
                 f"{path} is not a readable sdekit checkpoint: it holds objects other than "
                 "tensors and plain containers, which sdekit refuses to load (they could run "
@@ -93,8 +93,8 @@ def _refused(err: Exception) -> str:
     """The refused global from torch's weights-only message, without its advice to load
     unsafely."""
     for line in str(err).splitlines():
-        if "Unsupported global" in line or "GLOBAL" in line:
-            return line.strip()
+        if "Unsupported global" in line:
+            return line.split("Unsupported global:")[1].split(" was not")[0].strip()
     return "a refused global"
 
 

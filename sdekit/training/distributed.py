@@ -24,6 +24,13 @@ class DistInfo:
             return cls(dist.get_rank(), dist.get_world_size(), True)
         return cls()
 
+    @staticmethod
+    def default_device() -> torch.device:
+        """This rank's CUDA device if there is one, else the CPU."""
+        if torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device())
+        return torch.device("cpu")
+
     @property
     def is_main(self) -> bool:
         return self.rank == 0

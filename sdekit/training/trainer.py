@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .._progress import progress_bar
 from ..data import BatchStream, ImageDataset
@@ -33,6 +32,7 @@ from .checkpoint import (
     restore_rng,
 )
 from .distributed import DistInfo
+from .ema import make_ema
 from .losses import denoising_loss, sample_training_times
 from .run_log import MetricsLog, write_sample_grid
 
@@ -51,6 +51,7 @@ class TrainConfig:
     warmup: int = 5000
     grad_clip: float = 1.0
     ema_decay: float = 0.9999
+    ema_warmup: bool = True  # decay min(ema_decay, (1 + n)/(10 + n)) after n updates
     discrete_steps: int | None = 1000  # DDPM's integer timesteps; None: t ~ U(eps, T)
     likelihood_weighting: bool = False
     loss_space: str = "whitened"  # or "correlated": the error of L ε (see losses.py)
@@ -105,13 +106,7 @@ class Trainer:
         self.sde, self.config, self.run_dir = sde, config, Path(run_dir)
         self.extra_config = dict(extra_config or {})
         self.dist = DistInfo.current()
-        if device is None:
-            device = (
-                torch.device("cuda", torch.cuda.current_device())
-                if torch.cuda.is_available()
-                else torch.device("cpu")
-            )
-        self.device = torch.device(device)
+        self.device = torch.device(device) if device is not None else self.dist.default_device()
         if tuple(dataset.shape) != tuple(sde.event_shape):
             raise ValueError(
                 f"dataset images have shape {dataset.shape} but the SDE's event_shape "
@@ -123,9 +118,7 @@ class Trainer:
         self.model = model.to(self.device)
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.ema = AveragedModel(
-            self.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True
-        )
+        self.ema = make_ema(self.model, config.ema_decay, config.ema_warmup)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         warm = max(config.warmup, 1)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
