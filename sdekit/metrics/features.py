@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..files import load_checkpoint
+
 __all__ = [
     "FashionClassifier",
     "default_classifier_path",
@@ -77,7 +79,7 @@ def load_fashion_classifier(path=None, device="cpu") -> tuple[FashionClassifier,
             f"no Fashion-MNIST classifier at {path}; train it (a few minutes on a CPU) with "
             "'python recipes/train_fashion_classifier.py'"
         )
-    state = torch.load(path, map_location=device, weights_only=True)
+    state = load_checkpoint(path, map_location=device)
     model = FashionClassifier()
     model.load_state_dict(state["model"])
     return model.to(device).eval(), {k: v for k, v in state.items() if k != "model"}

@@ -4,8 +4,9 @@ sdekit's samplers take ``model(x, t) -> ε̂``, the *whitened* noise of
 x_t = α_t x₀ + σ_t L ε. A convolutional network predicts the *correlated* noise
 n = L ε far more easily: at high noise n ≈ x_t/σ_t is (nearly) the identity map,
 whereas ε = L⁻¹ x_t/σ_t needs the global, strongly high-pass filter L⁻¹ (for GFF
-noise at 32×32 it amplifies the highest frequencies ≈ 23×). This is also what
-Voleti et al. train. :class:`CorrelatedNoiseModel` wraps such a network:
+noise at 32×32 it amplifies the highest frequencies ≈ 23×). (Voleti et al. train the
+whitened ε, eq. 16; the correlated loss weights Fourier mode k by λ_k instead, see
+docs/training.md.) :class:`CorrelatedNoiseModel` wraps such a network:
 ε̂ = L⁻¹ net(x, t), so samplers, which use L ε̂ = net(x, t), never amplify its
 errors, and the natural loss is the DDPM loss on n (``loss_space="correlated"``).
 """

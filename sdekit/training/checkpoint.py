@@ -1,9 +1,6 @@
-"""Checkpoints that survive crashes: atomic writes, safe loads, a rotating folder.
+"""Checkpoints that survive crashes: atomic writes and safe loads (:mod:`sdekit.files`),
+strict state loading, a rotating folder.
 
-- :func:`atomic_save` writes to a temporary file, fsyncs, then ``os.replace``\\ s it: a
-  crash leaves the old file or the new one, never half of one.
-- :func:`load_checkpoint` loads with ``weights_only=True`` (tensors and plain
-  containers only: no code runs) and says what is wrong with a file that cannot be read.
 - :class:`CheckpointFolder` keeps ``step{N}.pt`` files and ``latest.pt``; resuming takes
   ``latest.pt`` or, when it is damaged, the newest intact ``step*.pt`` with a warning.
 - :func:`capture_rng` / :func:`restore_rng`: the global RNG state that makes a resume
@@ -13,13 +10,11 @@
 from __future__ import annotations
 
 import logging
-import os
-import pickle
-import zipfile
 from pathlib import Path
 
 import torch
 
+from ..files import CheckpointError, atomic_save, load_checkpoint
 from .distributed import DistInfo
 
 log = logging.getLogger(__name__)
@@ -33,74 +28,6 @@ __all__ = [
     "capture_rng",
     "restore_rng",
 ]
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, damaged or does not match; the message says which."""
-
-
-def atomic_save(obj, path) -> Path:
-    """``torch.save`` to ``path`` so that a crash leaves either the old file or the new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
-def load_checkpoint(path, map_location="cpu") -> dict:
-    """Load a checkpoint with ``weights_only=True`` (no arbitrary code runs).
-
-    **Raises:** ``FileNotFoundError`` if there is no file; :class:`CheckpointError` naming
-    the file and what is wrong with it (empty, truncated, not a checkpoint, holding
-    objects other than tensors and plain containers).
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    size = path.stat().st_size
-    if size == 0:
-        raise CheckpointError(f"{path} is not a readable sdekit checkpoint: the file is empty")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        if "Unsupported global" in str(err):
-            raise CheckpointError(
-                f"{path} is not a readable sdekit checkpoint: it holds objects other than "
-                "tensors and plain containers, which sdekit refuses to load (they could run "
-                f"code): {_refused(err)}"
-            ) from None
-        raise CheckpointError(
-            f"{path} is not a readable sdekit checkpoint ({size} bytes): it is truncated, "
-            f"damaged or not a checkpoint at all ({_first_line(err)})"
-        ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
-        raise CheckpointError(
-            f"{path} is not a readable sdekit checkpoint ({size} bytes): it is truncated or "
-            f"damaged, e.g. by a crash during a copy ({_first_line(err)})"
-        ) from None
-
-
-def _refused(err: Exception) -> str:
-    """The refused global from torch's weights-only message, without its advice to load
-    unsafely."""
-    for line in str(err).splitlines():
-        if "Unsupported global" in line:
-            return line.split("Unsupported global:")[1].split(" was not")[0].strip()
-    return "a refused global"
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
 
 
 def load_state_strict(module: torch.nn.Module, state: dict, what: str, path) -> None:

@@ -1,0 +1,86 @@
+"""Files from elsewhere never run code: CIFAR-10 batches, archives, checkpoints, cells."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from test_data import write_cifar
+
+import sdekit.data.cifar10 as cifar10
+from sdekit.data import DatasetError, load_cifar10
+from sdekit.files import CheckpointError, atomic_save, load_checkpoint
+
+
+class _RunsACommand:
+    """Unpickling this calls os.system: what a crafted batch would do."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_crafted_cifar_batch_is_refused_without_running_anything(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    write_cifar(folder)
+    marker = tmp_path / "marker"
+    crafted = {b"data": _RunsACommand(marker), b"labels": [0]}
+    (folder / "data_batch_2").write_bytes(pickle.dumps(crafted, protocol=2))
+    with pytest.raises(DatasetError) as err:
+        load_cifar10(tmp_path, download=False)
+    text = str(err.value)
+    assert "data_batch_2" in text and "system" in text and "refuses" in text
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_real_format_batches_load_with_every_protocol(tmp_path, protocol):
+    """The official batches are Python-2 pickles (bytes keys, a uint8 array, int labels,
+    byte-string file names); the same content at any protocol still loads."""
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {
+            b"batch_label": b"training batch 1 of 5",
+            b"labels": rng.integers(0, 10, 4).tolist(),
+            b"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8),
+            b"filenames": [b"a.png", b"b.png", b"c.png", b"d.png"],
+        }
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=protocol))
+    train = load_cifar10(tmp_path, download=False)
+    assert len(train) == 20 and train.images.dtype == torch.uint8
+
+
+def test_the_archive_is_verified_by_sha256(tmp_path, monkeypatch):
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    archive.write_bytes(b"not the official archive")
+    with pytest.raises(DatasetError, match=r"sha256 \w+ \(expected 6d958be0"):
+        cifar10.verify_archive(archive)
+    assert not archive.exists()  # a bad download is not left behind
+    archive.write_bytes(b"pretend official")
+    monkeypatch.setattr(cifar10, "SHA256", hashlib.sha256(b"pretend official").hexdigest())
+    monkeypatch.setattr(cifar10, "MD5", hashlib.md5(b"pretend official").hexdigest())
+    cifar10.verify_archive(archive)  # matching digests pass
+    monkeypatch.setattr(cifar10, "SHA256", "0" * 64)
+    with pytest.raises(DatasetError, match="sha256"):
+        cifar10.verify_archive(archive)  # a matching MD5 alone is not enough
+
+
+def test_stored_cells_and_classifier_weights_load_without_code(tmp_path):
+    """Evaluation cells and classifier weights go through the weights-only loader too."""
+    marker = tmp_path / "marker"
+    path = atomic_save({"images": _RunsACommand(marker)}, tmp_path / "cell.pt")
+    with pytest.raises(CheckpointError, match="system"):
+        load_checkpoint(path)
+    from sdekit.metrics.features import load_fashion_classifier
+
+    with pytest.raises(CheckpointError):
+        load_fashion_classifier(path)
+    assert not marker.exists()
