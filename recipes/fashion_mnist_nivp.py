@@ -1,7 +1,7 @@
 """NI-VP (GFF noise) vs isotropic VP diffusion on Fashion-MNIST, sized for a CPU.
 
     python recipes/fashion_mnist_nivp.py --preset smoke            # minutes: train + PNG grid
-    python recipes/fashion_mnist_nivp.py --preset cpu --noise gff  # ≈ 45 min on 2 cores
+    python recipes/fashion_mnist_nivp.py --preset cpu --noise gff  # 38 min (docs/training.md)
     python recipes/fashion_mnist_nivp.py evaluate --preset cpu --noise gff
     python recipes/table1_fashion_mnist.py   # isotropic vs GFF table: docs/results.md
 
@@ -44,7 +44,7 @@ PRESETS = {
         },
     },
     "cpu": {
-        "_about": "1.1M-parameter U-Net at 28x28, 4000 steps of batch 64: about 45 minutes "
+        "_about": "1.1M-parameter U-Net at 28x28, 4000 steps of batch 64: 38 minutes "
         "on 2 cores, recognisable garments",
         "resolution": 28,
         "noise": "gff",

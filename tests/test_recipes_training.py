@@ -78,15 +78,22 @@ def test_cifar10_recipe_isotropic_smoke(tmp_path):
     assert code == 0 and (tmp_path / "run" / "checkpoints" / "latest.pt").exists()
 
 
-def test_missing_dataset_is_a_clear_error(tmp_path, capsys):
+def test_missing_dataset_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    import sdekit.data.cifar10 as cifar10
+
+    def offline(url, path):
+        raise OSError("no network")
+
+    monkeypatch.setattr(cifar10.urllib.request, "urlretrieve", offline)
     r = load("cifar10_nivp")
+    (tmp_path / "empty").mkdir()
     code = r.run_recipe(
         "t",
         r.PRESETS,
         "cifar10",
-        ["train", *cifar_args(tmp_path / "none", tmp_path)],
+        ["train", *cifar_args(tmp_path / "empty", tmp_path)],
     )
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err  # errors go to stderr, one "error:" line
     assert code == 2
     assert "CIFAR-10" in out and "--data-dir" in out
 

@@ -72,25 +72,26 @@ class CovarianceOperator(abc.ABC):
         return self._inv_sqrt_apply(x)
 
     # ----------------------------------------------------------- public core
+    def _checked(self, fn, x: Tensor) -> Tensor:
+        """``fn(x)`` after validating x; an empty batch maps to an empty batch."""
+        self.check_input(x)
+        return x.clone() if x.numel() == 0 else fn(x)
+
     def sqrt_apply(self, x: Tensor) -> Tensor:
         """L x for x of shape ``(*batch, *event_shape)``."""
-        self.check_input(x)
-        return self._sqrt_apply(x)
+        return self._checked(self._sqrt_apply, x)
 
     def inv_sqrt_apply(self, x: Tensor) -> Tensor:
         """L⁻¹ x for x of shape ``(*batch, *event_shape)``."""
-        self.check_input(x)
-        return self._inv_sqrt_apply(x)
+        return self._checked(self._inv_sqrt_apply, x)
 
     def sqrt_apply_t(self, x: Tensor) -> Tensor:
         """Lᵀ x for x of shape ``(*batch, *event_shape)``."""
-        self.check_input(x)
-        return self._sqrt_apply_t(x)
+        return self._checked(self._sqrt_apply_t, x)
 
     def inv_sqrt_apply_t(self, x: Tensor) -> Tensor:
         """L⁻ᵀ x for x of shape ``(*batch, *event_shape)``."""
-        self.check_input(x)
-        return self._inv_sqrt_apply_t(x)
+        return self._checked(self._inv_sqrt_apply_t, x)
 
     # --------------------------------------------------------------- derived
     @property
@@ -100,13 +101,11 @@ class CovarianceOperator(abc.ABC):
 
     def apply(self, x: Tensor) -> Tensor:
         """Σ x = L (Lᵀ x)."""
-        self.check_input(x)
-        return self._sqrt_apply(self._sqrt_apply_t(x))
+        return self._checked(lambda v: self._sqrt_apply(self._sqrt_apply_t(v)), x)
 
     def solve(self, x: Tensor) -> Tensor:
         """Σ⁻¹ x = L⁻ᵀ (L⁻¹ x)."""
-        self.check_input(x)
-        return self._inv_sqrt_apply_t(self._inv_sqrt_apply(x))
+        return self._checked(lambda v: self._inv_sqrt_apply_t(self._inv_sqrt_apply(v)), x)
 
     def sample(
         self,
@@ -119,7 +118,7 @@ class CovarianceOperator(abc.ABC):
         """Draw samples L z with z ~ N(0, I).
 
         **Arguments:**
-        - ``n``: the number of samples, or a tuple sample shape.
+        - ``n``: the number of samples (0 gives an empty batch), or a tuple sample shape.
         - ``generator``: an optional ``torch.Generator`` for reproducibility.
         - ``dtype`` / ``device``: only for operators that hold no tensors
           (e.g. :class:`IdentityCovariance`); others use their own.
@@ -127,13 +126,13 @@ class CovarianceOperator(abc.ABC):
         **Returns:** a tensor of shape ``(n, *event_shape)``.
         """
         shape = (n,) if isinstance(n, int) else tuple(n)
-        if any((not isinstance(s, int)) or s < 0 for s in shape):
+        if any((not isinstance(s, int)) or isinstance(s, bool) or s < 0 for s in shape):
             raise ValueError(f"n must be a non-negative int or a tuple of them, got {n!r}")
         dtype, device = self._resolve(dtype, device)
         z = torch.randn(
             (*shape, *self.event_shape), generator=generator, dtype=dtype, device=device
         )
-        return self._sqrt_apply(z)
+        return z if z.numel() == 0 else self._sqrt_apply(z)
 
     def log_prob(self, x: Tensor) -> Tensor:
         """log N(x; 0, Σ) = -½‖L⁻¹x‖² - ½ log det Σ - (d/2) log 2π, shape ``batch``."""

@@ -49,9 +49,21 @@ def read_idx(path: Path) -> np.ndarray:
 
 
 def find_fashion_mnist(data_dir=None, download: bool = True) -> Path:
-    """The folder with the IDX files: ``data_dir``, else Debian's package, else a download."""
+    """The folder with the IDX files.
+
+    With ``data_dir``: that folder, which must exist (the files are downloaded into it when
+    missing and ``download``); nothing else is looked at, so a run never trains on other
+    data than the folder it names. Without: Debian's package
+    (``/usr/share/datasets/fashion-mnist``), else a download into ``data/fashion-mnist``.
+    """
     names = FILES[True] + FILES[False]
-    candidates = ([Path(data_dir)] if data_dir else []) + [DEBIAN_DIR]
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise DatasetError(
+            f"--data-dir {data_dir} does not exist; create it (the IDX files are then "
+            "downloaded into it), point it at the folder with the four IDX .gz files, or omit "
+            "it to use Debian's package (apt-get install dataset-fashion-mnist)"
+        )
+    candidates = [Path(data_dir)] if data_dir else [DEBIAN_DIR]
     for folder in candidates:
         if all((folder / n).exists() for n in names):
             return folder
@@ -65,12 +77,15 @@ def find_fashion_mnist(data_dir=None, download: bool = True) -> Path:
         )
     target.mkdir(parents=True, exist_ok=True)
     for n in names:
+        if (target / n).exists():
+            continue
         try:
             urllib.request.urlretrieve(URL + n, target / n)
         except OSError as err:
             raise DatasetError(
-                f"Fashion-MNIST not found and the download of {n} failed ({err}). "
-                "Install it with 'apt-get install dataset-fashion-mnist' or pass --data-dir."
+                f"Fashion-MNIST not found in {target} and the download of {n} failed ({err}). "
+                "Install it with 'apt-get install dataset-fashion-mnist' or pass --data-dir "
+                "with the four IDX .gz files."
             ) from None
     return target
 

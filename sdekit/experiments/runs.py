@@ -23,6 +23,15 @@ log = logging.getLogger(__name__)
 __all__ = ["train", "load_trained", "draw_samples", "sample_run"]
 
 
+def _unused(stem: Path) -> Path:
+    """``stem``, or ``stem-2``, ``stem-3`` … : the first whose .png and .npz do not exist."""
+    candidate, k = stem, 1
+    while candidate.with_suffix(".png").exists() or candidate.with_suffix(".npz").exists():
+        k += 1
+        candidate = stem.with_name(f"{stem.name}-{k}")
+    return candidate
+
+
 def _init_distributed() -> bool:
     if "RANK" in os.environ and "WORLD_SIZE" in os.environ and not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
@@ -118,10 +127,16 @@ def sample_run(
     clip_x0: float | None = 1.0,
 ):
     """Sample the EMA model; write a PNG grid and an ``.npz`` of uint8 images
-    (``clip_x0=1``: the data live in [-1, 1], see :func:`sdekit.sample`)."""
+    (``clip_x0=1``: the data live in [-1, 1], see :func:`sdekit.sample`). An existing grid
+    is never overwritten: the new one gets the next free suffix (``…-2.png``, ``-3`` …)."""
     cfg, sde, model = load_trained(run_dir, device)
     x, info = draw_samples(sde, model, n, sampler, steps, seed, device, clip_x0, progress)
-    out = Path(out) if out else Path(run_dir) / "samples" / f"{sampler}_{steps}steps"
+    out = (
+        Path(out)
+        if out
+        else Path(run_dir) / "samples" / f"{sampler.replace(':', '-')}_{steps}steps"
+    )
+    out = _unused(out)
     png = save_image_grid(x, out.with_suffix(".png"))
     images = to_uint8(x.cpu()).numpy()
     np.savez_compressed(out.with_suffix(".npz"), images=images)

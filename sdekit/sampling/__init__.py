@@ -17,11 +17,13 @@ from . import (  # noqa: F401  (each module registers its sampler)
 from .engine import (
     SAMPLERS,
     Grid,
+    NonFiniteModelOutput,
     SampleInfo,
     SamplerEntry,
     available_samplers,
     register_prefix,
     register_sampler,
+    resolve_sampler,
     sample,
 )
 from .grids import GRIDS, karras, logsnr_uniform, time_uniform
@@ -33,8 +35,10 @@ __all__ = [
     "SAMPLERS",
     "Grid",
     "SampleInfo",
+    "NonFiniteModelOutput",
     "SamplerEntry",
     "register_prefix",
+    "resolve_sampler",
     "GRIDS",
     "time_uniform",
     "logsnr_uniform",

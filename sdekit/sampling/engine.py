@@ -27,9 +27,11 @@ __all__ = [
     "Grid",
     "SampleInfo",
     "SamplerEntry",
+    "NonFiniteModelOutput",
     "sample",
     "register_sampler",
     "register_prefix",
+    "resolve_sampler",
     "SAMPLERS",
     "available_samplers",
     "whitened_noise",
@@ -118,7 +120,8 @@ def available_samplers() -> list[str]:
     return sorted(SAMPLERS) + [f"{p}:<method>" for p in sorted(_PREFIXED)]
 
 
-def _resolve(name: str) -> SamplerEntry:
+def resolve_sampler(name: str) -> SamplerEntry:
+    """The registry entry of ``name``; ``ValueError`` naming the valid samplers otherwise."""
     if not isinstance(name, str):
         raise TypeError(f"sampler must be a name (str), got {type(name).__name__}")
     if name in SAMPLERS:
@@ -129,11 +132,16 @@ def _resolve(name: str) -> SamplerEntry:
     raise ValueError(f"unknown sampler {name!r}; valid samplers: {', '.join(available_samplers())}")
 
 
-class _CountingModel:
-    """Calls the user's model with t broadcast to (n,), checks the output, counts calls."""
+class NonFiniteModelOutput(FloatingPointError):
+    """The model returned NaN or ±inf while sampling; the message names where."""
 
-    def __init__(self, model, sde: SDE, bar=None):
-        self.model, self.sde, self.nfe, self.bar = model, sde, 0, bar
+
+class _CountingModel:
+    """Calls the user's model with t broadcast to (n,), checks its output (shape, dtype,
+    device, finiteness: one reduction per call), counts the calls (NFE)."""
+
+    def __init__(self, model, sampler: str, grid: Grid, bar=None):
+        self.model, self.sampler, self.grid, self.nfe, self.bar = model, sampler, grid, 0, bar
 
     def __call__(self, x: Tensor, t) -> Tensor:
         t = torch.as_tensor(t, dtype=torch.float64)
@@ -147,7 +155,28 @@ class _CountingModel:
             raise ValueError(
                 f"model(x, t) must return ε̂ with the shape of x {tuple(x.shape)}, got {got}"
             )
+        if out.dtype != x.dtype or out.device != x.device:
+            raise TypeError(
+                f"model(x, t) returned ε̂ of dtype {out.dtype} on {out.device} for x of dtype "
+                f"{x.dtype} on {x.device}: the model's output must match its input (cast it in "
+                f"the model, or sample with dtype={out.dtype})"
+            )
+        if not bool(torch.isfinite(out).all()):
+            raise NonFiniteModelOutput(
+                f"sampler {self.sampler!r}: the model returned NaN or inf at {self._where(t)}; "
+                "the samples would be non-finite (check the model, its weights and its inputs)"
+            )
         return out
+
+    def _where(self, t: Tensor) -> str:
+        """'model evaluation k, t = …' plus the grid step when t is a grid time."""
+        where = f"model evaluation {self.nfe}"
+        if t.ndim == 0:
+            where += f", t = {float(t):.6g}"
+            hits = (self.grid.t == t).nonzero()
+            if hits.numel():
+                where += f" (grid step {int(hits[0]) + 1} of {self.grid.num_steps})"
+        return where
 
 
 class _ClippedModel:
@@ -158,13 +187,13 @@ class _ClippedModel:
             raise ValueError(f"clip_x0 must be > 0, got {c}")
         self.model, self.sde, self.c = model, sde, c
 
-    def __call__(self, x: Tensor, t: Tensor) -> Tensor:
-        eps = self.model(x, t)
-        if not isinstance(eps, Tensor) or eps.shape != x.shape:
-            return eps  # let the shape check report it
-        t = t.to(torch.float64)
-        x0 = self.sde.eps_to_x0(eps, x, t).clamp(-self.c, self.c)
-        return self.sde.x0_to_eps(x0, x, t)
+    def __call__(self, x: Tensor, t) -> Tensor:
+        eps = self.model(x, t)  # the checked, counted model
+        t = torch.as_tensor(t, dtype=torch.float64)
+        tvec = t.to(device=x.device, dtype=x.dtype).expand(x.shape[0]) if t.ndim == 0 else t
+        tvec = tvec.to(torch.float64)  # the time the model saw
+        x0 = self.sde.eps_to_x0(eps, x, tvec).clamp(-self.c, self.c)
+        return self.sde.x0_to_eps(x0, x, tvec)
 
 
 def _make_grid(sde: SDE, grid, steps: int, eps: float, denoise: bool, default: str) -> Grid:
@@ -236,7 +265,7 @@ def sample(
     **Returns:** x₀ of shape ``(n, *event_shape)``, and the :class:`SampleInfo`
     if ``return_info``.
     """
-    entry = _resolve(sampler)
+    entry = resolve_sampler(sampler)
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
         raise ValueError(f"steps must be an int >= 1, got {steps!r}")
     eps = sde.default_eps if eps is None else float(eps)
@@ -260,13 +289,12 @@ def sample(
     bar = progress_bar(
         progress, total=None if total is None else total + int(g.denoise), desc=sampler, unit="nfe"
     )
-    if clip_x0 is not None:
-        model = _ClippedModel(model, sde, float(clip_x0))
-    counted = _CountingModel(model, sde, bar)
+    counted = _CountingModel(model, sampler, g, bar)
+    eps_model = counted if clip_x0 is None else _ClippedModel(counted, sde, float(clip_x0))
     try:
-        x = entry.fn(sde, counted, x, g, generator=generator, **options)
+        x = entry.fn(sde, eps_model, x, g, generator=generator, **options)
         if g.denoise:
-            x = sde.eps_to_x0(counted(x, g.t[-1]), x, g.t[-1])
+            x = sde.eps_to_x0(eps_model(x, g.t[-1]), x, g.t[-1])
     finally:
         if bar is not None:
             bar.close()

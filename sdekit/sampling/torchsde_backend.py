@@ -1,6 +1,6 @@
 """``"torchsde:<method>"``: the reverse SDE solved by ``torchsde.sdeint``.
 
-Wiring (see DESIGN.md, measured facts about torchsde):
+Wiring (measured facts about torchsde):
 
 * **time change** u ∈ [0, K-1] with t(u) piecewise linear through the grid,
   t(i) = t_i: time increases, steps are exactly u = 0, 1, 2, … (float64,

@@ -72,8 +72,10 @@ class DiscreteChain:
 class SDE(abc.ABC):
     """Abstract linear SDE with covariance-shaped noise (see the module docstring).
 
-    Subclasses implement :meth:`marginal`, :meth:`drift_coef`, :meth:`diffusion`,
-    :meth:`t_of_log_snr` and :meth:`_chain_times`; everything else is derived.
+    Subclasses implement :meth:`_marginal`, :meth:`_drift_coef`, :meth:`_diffusion` (on
+    times already checked to lie in [0, T]), :meth:`t_of_log_snr` and :meth:`_chain_times`;
+    everything else is derived, and every public method taking a time rejects one outside
+    [0, T] with a ``ValueError``.
 
     Attributes: ``covariance`` (a :class:`CovarianceOperator`), ``T`` (the time
     horizon), ``default_eps`` (the smallest time samplers integrate to).
@@ -96,16 +98,28 @@ class SDE(abc.ABC):
 
     # ------------------------------------------------------------- the core
     @abc.abstractmethod
+    def _marginal(self, t: Tensor) -> tuple[Tensor, Tensor]:
+        """(α_t, σ_t) for a checked time tensor ``t``."""
+
+    @abc.abstractmethod
+    def _drift_coef(self, t: Tensor) -> Tensor:
+        """f(t) for a checked time tensor ``t``."""
+
+    @abc.abstractmethod
+    def _diffusion(self, t: Tensor) -> Tensor:
+        """g(t) for a checked time tensor ``t``."""
+
     def marginal(self, t) -> tuple[Tensor, Tensor]:
-        """(α_t, σ_t) such that x_t = α_t x_0 + σ_t L ε."""
+        """(α_t, σ_t) such that x_t = α_t x_0 + σ_t L ε; ``ValueError`` unless t ∈ [0, T]."""
+        return self._marginal(self.check_time(t))
 
-    @abc.abstractmethod
     def drift_coef(self, t) -> Tensor:
-        """f(t) = d log α_t / dt."""
+        """f(t) = d log α_t / dt; ``ValueError`` unless t ∈ [0, T]."""
+        return self._drift_coef(self.check_time(t))
 
-    @abc.abstractmethod
     def diffusion(self, t) -> Tensor:
-        """g(t) = sqrt(dσ²/dt - 2 f σ²)."""
+        """g(t) = sqrt(dσ²/dt - 2 f σ²); ``ValueError`` unless t ∈ [0, T]."""
+        return self._diffusion(self.check_time(t))
 
     @abc.abstractmethod
     def t_of_log_snr(self, log_snr) -> Tensor:

@@ -37,16 +37,15 @@ class NIVESDE(SDE):
         self.sigma_min, self.sigma_max = float(sigma_min), float(sigma_max)
         self._log_ratio = math.log(self.sigma_max / self.sigma_min)
 
-    def marginal(self, t):
-        t = as_time(t)
+    def _marginal(self, t):
         sigma = self.sigma_min * torch.exp(t / self.T * self._log_ratio)
         return torch.ones_like(sigma), sigma
 
-    def drift_coef(self, t):
-        return torch.zeros_like(as_time(t))
+    def _drift_coef(self, t):
+        return torch.zeros_like(t)
 
-    def diffusion(self, t):
-        return self.marginal(t)[1] * math.sqrt(2 * self._log_ratio / self.T)
+    def _diffusion(self, t):
+        return self._marginal(t)[1] * math.sqrt(2 * self._log_ratio / self.T)
 
     def t_of_log_snr(self, log_snr):
         return (-0.5 * as_time(log_snr) - math.log(self.sigma_min)) / self._log_ratio * self.T

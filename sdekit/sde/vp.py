@@ -50,10 +50,10 @@ class _VPFamily(SDE):
         return cls(covariance, schedule=DiscreteSchedule(betas), T=1.0)
 
     def _log_alpha(self, t) -> Tensor:
-        return self.schedule.log_alpha(as_time(t))
+        return self.schedule.log_alpha(t)
 
-    def drift_coef(self, t) -> Tensor:
-        return self.schedule.d_log_alpha(as_time(t))
+    def _drift_coef(self, t) -> Tensor:
+        return self.schedule.d_log_alpha(t)
 
     def _chain_times(self, num_steps: int) -> Tensor:
         return torch.arange(1, num_steps + 1, dtype=torch.float64) * (self.T / num_steps)
@@ -71,12 +71,12 @@ class NIVPSDE(_VPFamily):
     ``NIVPSDE.from_betas(covariance, betas)`` embeds DDPM's discrete chain exactly.
     """
 
-    def marginal(self, t):
+    def _marginal(self, t):
         la = self._log_alpha(t)
         return la.exp(), torch.sqrt(-torch.expm1(2 * la))
 
-    def diffusion(self, t):
-        return torch.sqrt(-2 * self.drift_coef(t))
+    def _diffusion(self, t):
+        return torch.sqrt(-2 * self._drift_coef(t))
 
     def t_of_log_snr(self, log_snr):
         # α² = sigmoid(λ)
@@ -89,13 +89,13 @@ class NISubVPSDE(_VPFamily):
     Same arguments as :class:`NIVPSDE`.
     """
 
-    def marginal(self, t):
+    def _marginal(self, t):
         la = self._log_alpha(t)
         return la.exp(), -torch.expm1(2 * la)
 
-    def diffusion(self, t):
+    def _diffusion(self, t):
         la = self._log_alpha(t)
-        return torch.sqrt(-2 * self.drift_coef(t) * -torch.expm1(4 * la))
+        return torch.sqrt(-2 * self._drift_coef(t) * -torch.expm1(4 * la))
 
     def t_of_log_snr(self, log_snr):
         # α²/(1-α²)² = e^λ  →  α² = 2e^λ / (2e^λ + 1 + sqrt(4e^λ + 1))  (the root below 1)

@@ -68,6 +68,11 @@ class CheckpointFolder:
             old.unlink()
         return path
 
+    def remove_partial_writes(self) -> None:
+        """Delete temporary files left by writes that a crash interrupted."""
+        for tmp in self.folder.glob(".*.tmp-*"):
+            tmp.unlink(missing_ok=True)
+
     def load_newest(self, map_location="cpu") -> tuple[Path, dict] | None:
         """``(path, state)`` of ``latest.pt``, or of the newest intact ``step*.pt`` when
         ``latest.pt`` is damaged (logged as a warning naming both); ``None`` when the folder

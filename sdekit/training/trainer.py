@@ -293,6 +293,8 @@ class Trainer:
     def resume_if_possible(self) -> bool:
         """Resume from ``checkpoints/latest.pt`` (or, if it is damaged, the newest intact
         ``step*.pt``, with a warning); True when resumed."""
+        if self.is_main:
+            self.checkpoints.remove_partial_writes()
         found = self.checkpoints.load_newest(map_location=self.device)
         if found is None:
             return False
