@@ -10,7 +10,7 @@ from .covariance import (
     KroneckerCovariance,
 )
 from .likelihood import bits_per_dim, log_likelihood
-from .sampling import available_samplers, sample
+from .sampling import available_samplers, optimize_grid, sample
 from .sde import (
     NIVESDE,
     NIVPSDE,
@@ -46,6 +46,7 @@ __all__ = [
     "eps_from_score",
     "sample",
     "available_samplers",
+    "optimize_grid",
     "log_likelihood",
     "bits_per_dim",
 ]

@@ -18,7 +18,7 @@ import math
 import torch
 from torch import Tensor
 
-from .sampling.torchdiffeq_backend import ADAPTIVE_METHODS
+from .sampling.torchdiffeq_backend import ADAPTIVE_METHODS, adaptive_options
 from .sde import SDE
 
 __all__ = ["log_likelihood", "bits_per_dim", "dequantize"]
@@ -124,7 +124,7 @@ def log_likelihood(
 
     t_span = torch.tensor([eps, sde.T], dtype=x.dtype, device=x.device)
     state0 = (x.detach(), torch.zeros(n, dtype=x.dtype, device=x.device))
-    opts = {"step_t": t_span[1:]} if method in ADAPTIVE_METHODS else None
+    opts = adaptive_options(eps, sde.T, x) if method in ADAPTIVE_METHODS else None
     xs, divs = torchdiffeq.odeint(
         func, state0, t_span, rtol=rtol, atol=atol, method=method, options=opts
     )

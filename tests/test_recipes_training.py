@@ -34,6 +34,8 @@ def test_fashion_mnist_recipe_train_resume_sample_evaluate(tmp_path):
         "4",
         "--sample-steps",
         "3",
+        "--sampler",
+        "dpmpp_2m",
     ]
     assert r.run_recipe("t", r.PRESETS, "fashion_mnist", ["all", *args]) == 0
     assert (run / "samples" / "dpmpp_2m_3steps.png").exists()

@@ -3,9 +3,8 @@
 from . import (  # noqa: F401  (each module registers its sampler)
     ancestral,
     ddim,
-    dpmpp_2m,
+    dpm_solver,
     dpmpp_2m_sde,
-    dpmpp_3m,
     euler,
     euler_maruyama,
     heun,
@@ -26,7 +25,8 @@ from .engine import (
     resolve_sampler,
     sample,
 )
-from .grids import GRIDS, karras, logsnr_uniform, time_uniform
+from .grids import GRIDS, karras, logsnr_uniform, time_quadratic, time_uniform
+from .optimize_grid import GridOptimization, optimize_grid
 
 __all__ = [
     "sample",
@@ -43,4 +43,7 @@ __all__ = [
     "time_uniform",
     "logsnr_uniform",
     "karras",
+    "time_quadratic",
+    "optimize_grid",
+    "GridOptimization",
 ]

@@ -5,16 +5,19 @@ from __future__ import annotations
 LOWER_ORDER_BELOW = 15  # as DPM-Solver++ / diffusers: few steps → lower-order final steps
 
 
-def step_orders(num_intervals: int, order: int, denoise: bool) -> list[int]:
-    """The order of each step: warm-up min(order, i + 1); with fewer than 15 steps
-    in total the last step is first order and the one before it at most second.
+def step_orders(
+    num_intervals: int, order: int, denoise: bool, lower_order_final: bool = True
+) -> list[int]:
+    """The order of each step: warm-up min(order, i + 1); with ``lower_order_final`` and
+    fewer than 15 steps in total the last step is first order and the one before it at
+    most second.
 
     The engine's final denoising step (if any) counts as the last step; it is
     first order by construction (x̂₀ at the last time).
     """
     orders = [min(order, i + 1) for i in range(num_intervals)]
     total = num_intervals + int(denoise)
-    if total < LOWER_ORDER_BELOW:
+    if lower_order_final and total < LOWER_ORDER_BELOW:
         for k, cap in ((total - 1, 1), (total - 2, 2)):
             if 0 <= k < num_intervals:
                 orders[k] = min(orders[k], cap)

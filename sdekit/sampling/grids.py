@@ -11,7 +11,7 @@ from torch import Tensor
 
 from ..sde import SDE
 
-__all__ = ["GRIDS", "time_uniform", "logsnr_uniform", "karras"]
+__all__ = ["GRIDS", "time_uniform", "time_quadratic", "logsnr_uniform", "karras"]
 
 
 def time_uniform(sde: SDE, num: int, eps: float) -> Tensor:
@@ -23,6 +23,12 @@ def logsnr_uniform(sde: SDE, num: int, eps: float) -> Tensor:
     """λ(t_i) uniform from λ(T) to λ(eps) (DPM-Solver's default)."""
     lo, hi = sde.log_snr(torch.tensor([sde.T, eps], dtype=torch.float64))
     return _pin(sde.t_of_log_snr(torch.linspace(lo, hi, num, dtype=torch.float64)), sde.T, eps)
+
+
+def time_quadratic(sde: SDE, num: int, eps: float) -> Tensor:
+    """√t_i uniform from √T to √eps (DPM-Solver's "time_quadratic" steps for VP models):
+    small steps near the data, where the solution bends."""
+    return torch.linspace(sde.T**0.5, eps**0.5, num, dtype=torch.float64).square().clamp(eps, sde.T)
 
 
 def karras(sde: SDE, num: int, eps: float, rho: float = 7.0) -> Tensor:
@@ -43,4 +49,9 @@ def _pin(t: Tensor, T: float, eps: float) -> Tensor:
     return t.clamp(eps, T)
 
 
-GRIDS = {"time": time_uniform, "logsnr": logsnr_uniform, "karras": karras}
+GRIDS = {
+    "time": time_uniform,
+    "logsnr": logsnr_uniform,
+    "karras": karras,
+    "time_quadratic": time_quadratic,
+}

@@ -3,8 +3,10 @@
 dx/dt = f(t) x + (g(t)²/(2σ_t)) L ε̂(x, t), integrated from T down to eps on any
 tensor shape (torchdiffeq handles decreasing time). Fixed-grid methods follow
 sdekit's grid exactly (a ``grid_constructor``); adaptive methods use ``rtol`` /
-``atol`` and are told to end a step exactly at eps (``step_t``), so the model
-is never evaluated outside [eps, T] (the drift asserts it).
+``atol``, start with a given first step (torchdiffeq's own initial-step probe
+evaluates the drift at t₀ + h₀ with an h₀ that can leave [eps, T] by far) and are
+told to end a step exactly at eps (``step_t``), so the model is never evaluated
+outside [eps, T] (the drift asserts it).
 """
 
 from __future__ import annotations
@@ -35,6 +37,16 @@ class _PFODE(torch.nn.Module):
         return self.sde.reverse_drift(x, t64, self.model(x, t64), probability_flow=True)
 
 
+def adaptive_options(t_start: float, t_end: float, x) -> dict:
+    """Options that keep an adaptive torchdiffeq method inside [t_end, t_start] (either
+    order): a first step of 1 % of the span instead of the initial-step probe, and a step
+    boundary at ``t_end``."""
+    return {
+        "first_step": 0.01 * abs(t_end - t_start),
+        "step_t": torch.tensor([t_end], dtype=x.dtype, device=x.device),
+    }
+
+
 def _make(method: str):
     import torchdiffeq
 
@@ -59,7 +71,7 @@ def _make(method: str):
         span = torch.tensor([t0, t1], dtype=x.dtype, device=x.device)
         opts = dict(options or {})
         if adaptive:
-            opts.setdefault("step_t", torch.tensor([t1], dtype=x.dtype, device=x.device))
+            opts.update(adaptive_options(t0, t1, x))
         else:
             nodes = grid.t.to(dtype=x.dtype, device=x.device)
             opts.setdefault("grid_constructor", lambda f, y0, t: nodes)

@@ -97,13 +97,26 @@ class CosineSchedule(VPSchedule):
         return f"CosineSchedule(s={self.s})"
 
 
+def _pchip_slopes(y: Tensor, dx: float) -> Tensor:
+    """Fritsch–Carlson derivatives of monotone data y on a uniform grid of spacing dx:
+    the weighted harmonic mean of neighbouring secants (0 where they change sign), and
+    the adjacent secant at the two ends."""
+    secant = torch.diff(y) / dx
+    a, b = secant[:-1], secant[1:]
+    inner = torch.where(a * b > 0, 2 * a * b / (a + b), torch.zeros_like(a))
+    return torch.cat([secant[:1], inner, secant[-1:]])
+
+
 class DiscreteSchedule(VPSchedule):
     """DDPM's discrete chain embedded in continuous time.
 
-    With ᾱ_i = Π_{j≤i} (1 - β_j) at t_i = i/N (i = 0..N, ᾱ_0 = 1), log ᾱ(t) is the
-    piecewise-linear interpolant of log ᾱ_i. The SDE then reproduces the DDPM
-    chain exactly on its grid: α(t_i)² = ᾱ_i. On (t_{i-1}, t_i] the drift is the
-    constant f = ½ N log(1 - β_i).
+    With ᾱ_i = Π_{j≤i} (1 - β_j) at t_i = i/N (i = 0..N, ᾱ_0 = 1), log α(t) is the
+    monotone cubic Hermite interpolant (PCHIP, Fritsch–Carlson slopes) of the knots
+    log α_i = ½ log ᾱ_i. The SDE reproduces the DDPM chain exactly on its grid,
+    α(t_i)² = ᾱ_i, and its drift f = d log α/dt is continuous, so adaptive ODE solvers
+    are not stopped at every knot (a piecewise-linear log α has a drift that jumps at all
+    N knots: an exact-trace likelihood took 10× the model calls of the continuous linear
+    schedule).
     """
 
     def __init__(self, betas):
@@ -117,33 +130,53 @@ class DiscreteSchedule(VPSchedule):
         zero = torch.zeros(1, dtype=torch.float64)
         # log ᾱ_i / 2 = log α at t_i = i/N
         self._knots = torch.cat([zero, 0.5 * torch.cumsum(torch.log1p(-b), 0)])
+        self._slopes = _pchip_slopes(self._knots, 1.0 / self.num_steps)
 
     def _locate(self, t):
         u = (t.to(torch.float64) * self.num_steps).clamp(0, self.num_steps)
         i = torch.clamp(torch.ceil(u).long(), 1, self.num_steps)  # interval (t_{i-1}, t_i]
         return u, i
 
+    def _hermite(self, i, s):
+        """The cubic on interval i at local coordinate s ∈ [0, 1]: value and d/ds."""
+        k, m = self._knots.to(s.device), self._slopes.to(s.device)
+        y0, y1 = k[i - 1], k[i]
+        d0, d1 = m[i - 1] / self.num_steps, m[i] / self.num_steps  # slopes per unit s
+        h00, h10 = (1 + 2 * s) * (1 - s) ** 2, s * (1 - s) ** 2
+        h01, h11 = s * s * (3 - 2 * s), s * s * (s - 1)
+        value = h00 * y0 + h10 * d0 + h01 * y1 + h11 * d1
+        slope = (
+            (6 * s * s - 6 * s) * (y0 - y1)
+            + (3 * s * s - 4 * s + 1) * d0
+            + (3 * s * s - 2 * s) * d1
+        )
+        return value, slope
+
     def log_alpha(self, t):
         t = torch.as_tensor(t)
         u, i = self._locate(t)
-        k = self._knots.to(t.device)
-        lo, hi = k[i - 1], k[i]
-        return (lo + (u - (i - 1)) * (hi - lo)).to(t.dtype)
+        return self._hermite(i, u - (i - 1))[0].to(t.dtype)
 
     def d_log_alpha(self, t):
         t = torch.as_tensor(t)
-        _, i = self._locate(t)
-        k = self._knots.to(t.device)
-        return ((k[i] - k[i - 1]) * self.num_steps).to(t.dtype)
+        u, i = self._locate(t)
+        return (self._hermite(i, u - (i - 1))[1] * self.num_steps).to(t.dtype)
 
     def t_of_log_alpha(self, log_alpha):
+        """The inverse (log α is strictly decreasing): the knot interval by search, then
+        bisection on the monotone cubic to float64 resolution."""
         la = torch.as_tensor(log_alpha)
         k = self._knots.to(la.device)
         neg = (-k).contiguous()  # increasing
         x = (-la.to(torch.float64)).contiguous()
         i = torch.searchsorted(neg, x).clamp(1, self.num_steps)
-        frac = (x - neg[i - 1]) / (neg[i] - neg[i - 1])
-        return ((i - 1 + frac) / self.num_steps).to(la.dtype)
+        lo, hi = torch.zeros_like(x), torch.ones_like(x)
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            above = -self._hermite(i, mid)[0] < x  # not yet decreased enough
+            lo, hi = torch.where(above, mid, lo), torch.where(above, hi, mid)
+        s = 0.5 * (lo + hi)
+        return ((i - 1 + s) / self.num_steps).clamp(0, 1).to(la.dtype)
 
     def __repr__(self):
         return f"DiscreteSchedule(num_steps={self.num_steps})"

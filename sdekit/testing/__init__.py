@@ -1,5 +1,22 @@
-"""Tools for testing samplers and models: the analytic Gaussian oracle."""
+"""Tools for testing samplers and models: the analytic Gaussian oracle and the exact,
+floor-free score of a deterministic sampler configuration."""
 
 from .gaussian_oracle import GaussianOracle
+from .solver_score import (
+    DEFAULT_SPECTRA,
+    SolverScore,
+    data_spectrum,
+    fourier_gaussian_problem,
+    population_kl,
+    score_sampler,
+)
 
-__all__ = ["GaussianOracle"]
+__all__ = [
+    "GaussianOracle",
+    "DEFAULT_SPECTRA",
+    "SolverScore",
+    "data_spectrum",
+    "fourier_gaussian_problem",
+    "population_kl",
+    "score_sampler",
+]
