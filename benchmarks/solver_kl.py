@@ -61,10 +61,7 @@ CONFIGS = {
         {},
     ),
 }
-OPTIMIZED = {
-    "dpm_solver_2m + optimize_grid": ("dpm_solver_2m", False, {}),
-    "unipc-3 + optimize_grid": ("unipc", False, {"order": 3, "lower_order_final": False}),
-}
+OPTIMIZED = {"dpm_solver_2m + optimize_grid": ("dpm_solver_2m", False, {})}
 
 
 def _geomean(values):

@@ -21,7 +21,7 @@ DDPM_SCHEDULE = {"beta_start": 1e-4, "beta_end": 0.02, "num_timesteps": 1000}
 PRESETS = {
     "paper": {
         "_about": "DDPM's CIFAR-10 setup: 35.7M U-Net, batch 128, lr 2e-4, warmup 5000, "
-        "clip 1, EMA 0.9999, dropout 0.1, flips, 300k steps",
+        "clip 1, EMA 0.9999, dropout 0.1, flips, 300k steps; the paper's whitened-ε objective",
         "resolution": 32,
         "noise": "gff",
         **DDPM_SCHEDULE,
@@ -32,6 +32,7 @@ PRESETS = {
             "num_res_blocks": 2,
             "attn_resolutions": [16],
             "dropout": 0.1,
+            "target": "whitened",  # the paper's objective, eq. 16: ‖ε_θ − ε‖², ε white
         },
         "train": {
             "steps": 300_000,

@@ -102,7 +102,9 @@ def test_missing_dataset_is_a_clear_error(tmp_path, capsys, monkeypatch):
 
 def test_paper_preset_is_ddpm():
     p = load("cifar10_nivp").PRESETS["paper"]
-    assert p["model"] == {
+    model = dict(p["model"])
+    assert model.pop("target") == "whitened"  # the paper's objective (its eq. 16)
+    assert model == {
         "ch": 128,
         "ch_mult": [1, 2, 2, 2],
         "num_res_blocks": 2,

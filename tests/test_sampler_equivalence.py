@@ -193,7 +193,12 @@ def test_grids_are_decreasing_and_uniform_in_their_variable(name, sde_kind):
     assert t.numel() == 9 and float(t[0]) == sde.T and float(t[-1]) == pytest.approx(1e-3)
     assert bool((t.diff() < 0).all())
     lam = sde.log_snr(t)
-    var = {"time": t, "logsnr": lam, "karras": torch.exp(-lam / 2) ** (1 / 7)}[name]
+    var = {
+        "time": t,
+        "time_quadratic": t.sqrt(),
+        "logsnr": lam,
+        "karras": torch.exp(-lam / 2) ** (1 / 7),
+    }[name]
     torch.testing.assert_close(var.diff(), var.diff().mean().expand(8), rtol=1e-8, atol=1e-10)
 
 
