@@ -13,9 +13,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from ..sampling import sample
 from ..training import TrainConfig, Trainer, load_checkpoint, load_state_strict
 from ..training.images import save_image_grid, to_uint8
+from ..training.run_log import draw_samples
 from .config import build_model, build_sde, load_dataset, train_config_kwargs
 
 log = logging.getLogger(__name__)
@@ -93,25 +93,6 @@ def load_trained(run_dir, device="cpu"):
     load_state_strict(model, ema, "model (EMA weights)", path)
     sde.covariance = sde.covariance.to(device=device)
     return cfg, sde, model.to(device).eval()
-
-
-@torch.no_grad()
-def draw_samples(sde, model, n, sampler, steps, seed, device, clip_x0, progress=False):
-    """float32 samples of the EMA model from a seeded generator, with the sampler's info."""
-    g = torch.Generator(device).manual_seed(seed)
-    return sample(
-        sde,
-        model,
-        n=n,
-        sampler=sampler,
-        steps=steps,
-        generator=g,
-        device=device,
-        dtype=torch.float32,
-        progress=progress,
-        return_info=True,
-        clip_x0=clip_x0,
-    )
 
 
 @torch.no_grad()

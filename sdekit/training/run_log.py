@@ -15,7 +15,7 @@ from .images import save_image_grid
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MetricsLog", "write_sample_grid"]
+__all__ = ["MetricsLog", "draw_samples", "write_sample_grid"]
 
 
 class MetricsLog:
@@ -56,6 +56,25 @@ class MetricsLog:
 
 
 @torch.no_grad()
+def draw_samples(sde, model, n, sampler, steps, seed, device, clip_x0, progress=False):
+    """``(x, info)``: ``n`` float32 samples of ``model`` from a generator seeded with
+    ``seed`` (the same samples for the same arguments), and the sampler's info."""
+    g = torch.Generator(device).manual_seed(seed)
+    return sample(
+        sde,
+        model,
+        n=n,
+        sampler=sampler,
+        steps=steps,
+        generator=g,
+        device=device,
+        dtype=torch.float32,
+        progress=progress,
+        return_info=True,
+        clip_x0=clip_x0,
+    )
+
+
 def write_sample_grid(
     sde,
     model,
@@ -68,17 +87,6 @@ def write_sample_grid(
     device,
     clip_x0: float | None,
 ) -> Path:
-    """Sample ``n`` images (float32, seeded generator) and write them as a PNG grid."""
-    g = torch.Generator(device).manual_seed(seed)
-    x = sample(
-        sde,
-        model,
-        n=n,
-        sampler=sampler,
-        steps=steps,
-        generator=g,
-        device=device,
-        dtype=torch.float32,
-        clip_x0=clip_x0,
-    )
+    """Sample ``n`` images (:func:`draw_samples`) and write them as a PNG grid."""
+    x, _ = draw_samples(sde, model, n, sampler, steps, seed, device, clip_x0)
     return save_image_grid(x, path)
