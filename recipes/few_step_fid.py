@@ -37,6 +37,7 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--nfe", default="10,20", help="comma-separated budgets")
     p.add_argument("--n", type=int, default=500, help="samples per cell")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-evaluations", type=int, default=600, help="optimize_grid's search budget")
     args = p.parse_args(argv)
     cfg, sde, model = load_trained(args.run_dir)
     clf, _ = load_fashion_classifier()
@@ -54,6 +55,7 @@ def main(argv=None) -> list[dict]:
             steps=nfe,
             n=8,
             generator=torch.Generator().manual_seed(args.seed + 1),
+            max_evaluations=args.max_evaluations,
             return_info=True,
         )
         fit_s = time.perf_counter() - t0
