@@ -28,7 +28,7 @@ import torch
 
 from sdekit import NIVPSDE, FourierCovariance, GFFCovariance, sample
 from sdekit.covariance import gff_eigenvalues
-from sdekit.testing import GaussianOracle
+from sdekit.testing import GaussianOracle, population_kl
 
 F64 = torch.float64
 N_TRAIN = 1000
@@ -91,27 +91,10 @@ def sdekit_results(oracle: GaussianOracle, budgets=NFES, stochastic: bool = True
     for name, evals in DETERMINISTIC.items():
         for grid in GRID_NAMES:
             for b in budgets:
-                k = steps_for(b, evals)
-                info = {}
-
                 sampler, opts = OPTIONS.get(name, (name, {}))
-
-                def run(x_T, sampler=sampler, opts=opts, grid=grid, k=k, info=info):
-                    x, i = sample(
-                        sde,
-                        oracle,
-                        x_T=x_T,
-                        sampler=sampler,
-                        steps=k,
-                        grid=grid,
-                        return_info=True,
-                        **opts,
-                    )
-                    info["nfe"] = i.nfe
-                    return x
-
-                kl = oracle.affine_kl_per_dim(run)
-                out.append(Result("sdekit", f"{name} [{grid}]", b, info["nfe"], kl, True))
+                k = steps_for(b, evals)
+                kl, nfe = population_kl(oracle, sampler=sampler, steps=k, grid=grid, **opts)
+                out.append(Result("sdekit", f"{name} [{grid}]", b, nfe, kl, True))
     if stochastic:
         for label, (opts, evals) in STOCHASTIC.items():
             name = "ddim" if label == "ddim_eta1" else label

@@ -13,6 +13,7 @@ import argparse
 import copy
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -29,48 +30,36 @@ COMMANDS = ("all", "train", "sample", "evaluate")
 
 
 # ------------------------------------------------------------------ value types
+def _number(text: str, kind, lowest: float, what: str):
+    """``kind(text)`` if it is finite and >= ``lowest``, else an argparse error saying
+    ``what`` was expected."""
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not (lowest <= value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text.strip()}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """An int >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
+    return _number(text, int, 1, "an integer >= 1")
 
 
 def non_negative_int(text: str) -> int:
     """An int >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
+    return _number(text, int, 0, "an integer >= 0")
 
 
 def positive_float(text: str) -> float:
     """A finite float > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not (value > 0 and value < float("inf")):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
-    return value
+    return _number(text, float, math.nextafter(0.0, 1.0), "a finite number > 0")
 
 
 def non_negative_float(text: str) -> float:
     """A finite float >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not (0 <= value < float("inf")):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
-    return value
+    return _number(text, float, 0.0, "a finite number >= 0")
 
 
 def sampler_name(text: str) -> str:
