@@ -1,6 +1,32 @@
-"""Networks: the DDPM U-Net (ε-prediction)."""
+"""Networks (the DDPM U-Net) and what they predict (:mod:`.parameterization`)."""
 
-from .parameterization import CorrelatedNoiseModel
+from .parameterization import (
+    PARAMETERIZATIONS,
+    CorrelatedEpsilonParameterization,
+    CorrelatedNoiseModel,
+    DataParameterization,
+    EDMParameterization,
+    EpsilonParameterization,
+    Parameterization,
+    ParameterizedModel,
+    VelocityParameterization,
+    make_parameterization,
+    whitened_data_std,
+)
 from .unet import UNet, timestep_embedding
 
-__all__ = ["UNet", "timestep_embedding", "CorrelatedNoiseModel"]
+__all__ = [
+    "UNet",
+    "timestep_embedding",
+    "CorrelatedNoiseModel",
+    "Parameterization",
+    "EpsilonParameterization",
+    "CorrelatedEpsilonParameterization",
+    "DataParameterization",
+    "VelocityParameterization",
+    "EDMParameterization",
+    "PARAMETERIZATIONS",
+    "make_parameterization",
+    "ParameterizedModel",
+    "whitened_data_std",
+]

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from .base import SDE, expand_to
 
-__all__ = ["eps_from_x0", "eps_from_v", "eps_from_score"]
+__all__ = ["eps_from_x0", "eps_from_v", "eps_from_score", "v_to_eps"]
 
 Model = Callable[[Tensor, Tensor], Tensor]
 
@@ -30,13 +30,18 @@ def eps_from_x0(model: Model, sde: SDE) -> Model:
     return eps
 
 
+def v_to_eps(sde: SDE, v: Tensor, x: Tensor, t) -> Tensor:
+    """ε = (σ_t L⁻¹x + α_t v) / (α_t² + σ_t²) for v = α_t ε − σ_t L⁻¹x₀ (whitened)."""
+    alpha, sigma = sde.marginal(t)
+    a, s = expand_to(alpha, x), expand_to(sigma, x)
+    return (s * sde.covariance.inv_sqrt_apply(x) + a * v) / (a * a + s * s)
+
+
 def eps_from_v(model: Model, sde: SDE) -> Model:
     """Wrap ``model(x, t) -> v̂`` (v = α ε - σ L⁻¹x₀, whitened) as an ε-prediction model."""
 
     def eps(x: Tensor, t: Tensor) -> Tensor:
-        alpha, sigma = sde.marginal(t)
-        a, s = expand_to(alpha, x), expand_to(sigma, x)
-        return (s * sde.covariance.inv_sqrt_apply(x) + a * model(x, t)) / (a * a + s * s)
+        return v_to_eps(sde, model(x, t), x, t)
 
     return eps
 

@@ -12,7 +12,8 @@ al. 2021, in NI form).
 ``loss_space="correlated"`` measures the error of the correlated noise instead,
 mean_i (L ε_θ - L ε)_i² — DDPM's loss on the noise actually added, and the natural
 loss for a network that outputs L ε (:class:`~sdekit.models.CorrelatedNoiseModel`).
-With Σ = I both spaces coincide.
+With Σ = I both spaces coincide. Networks that predict x₀, v or EDM's F train on their
+own loss through ``weight`` (:mod:`sdekit.models.parameterization`).
 """
 
 from __future__ import annotations
@@ -53,11 +54,15 @@ def denoising_loss(
     *,
     likelihood_weighting: bool = False,
     loss_space: str = "whitened",
+    weight=None,
 ) -> Tensor:
     """Per-sample ε-prediction losses, shape ``(n,)`` (see the module docstring).
 
     **Arguments:** ``x0`` data ``(n, *event_shape)``; ``t`` times ``(n,)``; ``noise`` the
-    whitened ε (same shape as ``x0``); ``model(x_t, t) -> ε̂``.
+    whitened ε (same shape as ``x0``); ``model(x_t, t) -> ε̂``; ``weight``: a callable
+    ``t -> (n,)`` multiplying each sample's loss, e.g. a parameterisation's w(t) J(t)²
+    (:meth:`sdekit.models.Parameterization.eps_loss_weight`), which makes this the
+    network's own loss w ‖out − target‖².
     """
     if noise.shape != x0.shape:
         raise ValueError(
@@ -76,4 +81,6 @@ def denoising_loss(
     if likelihood_weighting:
         sigma = sde.marginal(t)[1]
         per = per * expand_to(sde.diffusion(t).square() / sigma.square(), per)
+    if weight is not None:
+        per = per * expand_to(weight(t), per)
     return per

@@ -82,7 +82,9 @@ class Trainer:
 
     **Arguments:**
     - ``sde``: the forward SDE (its covariance shapes the training noise).
-    - ``model``: ``model(x, t) -> ε̂``.
+    - ``model``: ``model(x, t) -> ε̂``; one with an ``eps_loss_weight(t)`` method (a
+      :class:`~sdekit.models.ParameterizedModel`) trains on its parameterisation's loss
+      (its weight and loss space; ``config.loss_space`` applies to other models).
     - ``dataset``: an :class:`~sdekit.data.ImageDataset`.
     - ``config``: a :class:`TrainConfig`.
     - ``run_dir``: where ``checkpoints/``, ``metrics.jsonl``/``.csv`` and ``samples/`` go.
@@ -116,6 +118,9 @@ class Trainer:
         self.sde.covariance = sde.covariance.to(device=self.device)
         torch.manual_seed(config.seed + self.dist.rank)  # dropout differs per rank
         self.model = model.to(self.device)
+        # a ParameterizedModel brings its own loss; config.loss_space is for plain models
+        self.loss_weight = getattr(model, "eps_loss_weight", None)
+        self.loss_space = model.loss_space if self.loss_weight else config.loss_space
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.ema = make_ema(self.model, config.ema_decay, config.ema_warmup)
@@ -177,7 +182,8 @@ class Trainer:
                 t,
                 noise,
                 likelihood_weighting=cfg.likelihood_weighting,
-                loss_space=cfg.loss_space,
+                loss_space=self.loss_space,
+                weight=self.loss_weight,
             )
         loss = per.mean()
         self.optimizer.zero_grad(set_to_none=True)

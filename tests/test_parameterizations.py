@@ -1,0 +1,168 @@
+"""Parameterisations in NI form: each one's loss optimum is the exact ε̂ (Gaussian oracle).
+
+Three checks per (parameterisation, SDE, Σ):
+1. the conditional mean of the raw target, which the loss is minimised by, maps to the
+   oracle's exact ε̂ = E[ε | x_t];
+2. an affine least-squares fit of the raw target on x_t (the empirical loss minimiser;
+   exact here because everything is jointly Gaussian) maps to ε̂ within Monte Carlo error;
+3. the loss the trainer computes on ε̂ (``denoising_loss`` with ``eps_loss_weight``)
+   equals the network's own loss w ‖out − target‖² for an arbitrary output.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import F64, random_spd
+
+from sdekit import NIVESDE, NIVPSDE, CholeskyCovariance, GFFCovariance
+from sdekit.covariance import FourierCovariance
+from sdekit.models import (
+    PARAMETERIZATIONS,
+    EDMParameterization,
+    ParameterizedModel,
+    make_parameterization,
+    whitened_data_std,
+)
+from sdekit.sde import expand_to
+from sdekit.testing import GaussianOracle
+from sdekit.training import denoising_loss
+
+SHAPE = (1, 3, 4)
+D = 12
+
+
+def problems():
+    gff = GFFCovariance(SHAPE, dtype=F64)
+    chol = CholeskyCovariance(random_spd(D, 3), SHAPE)
+    data = CholeskyCovariance(0.3 * random_spd(D, 4, cond=30.0), SHAPE)
+    mean = torch.linspace(-0.5, 0.5, D, dtype=F64).reshape(SHAPE)
+    return {
+        "vp-gff": GaussianOracle(NIVPSDE(gff), mean, data),
+        "vp-cholesky": GaussianOracle(NIVPSDE(chol), mean, data),
+        "ve-gff": GaussianOracle(NIVESDE(gff, sigma_max=20.0), mean, data),
+    }
+
+
+def parameterization(name):
+    return EDMParameterization(sigma_data=0.7) if name == "edm" else make_parameterization(name)
+
+
+@pytest.fixture(params=list(problems()), ids=str, scope="module")
+def oracle(request):
+    return problems()[request.param]
+
+
+@pytest.mark.parametrize("name", list(PARAMETERIZATIONS))
+@pytest.mark.parametrize("t", [0.05, 0.5, 0.95])
+def test_conditional_mean_of_the_target_is_the_exact_eps(oracle, name, t):
+    p, sde = parameterization(name), oracle.sde
+    g = torch.Generator().manual_seed(0)
+    x = oracle.sample_marginal(6, t, generator=g)
+    tt = torch.full((6,), t, dtype=F64)
+    eps, x0 = oracle.eps(x, tt), oracle.denoise(x, tt)
+    # the target is affine in (x0, ε) at fixed x_t, so E[target | x_t] = target(E x0, E ε)
+    best = p.target(sde, x0, eps, tt)
+    torch.testing.assert_close(p.to_eps(sde, best, x, tt), eps, atol=1e-9, rtol=1e-9)
+
+
+def least_squares_eps(p, sde, x0, noise, t, x):
+    """ε̂ at ``x`` of the affine least-squares fit of p's raw target on x_t: the minimiser
+    of p's empirical loss at time ``t`` over networks affine in x_t (the exact optimum's
+    class here, everything being jointly Gaussian)."""
+    n = x0.shape[0]
+    tt = torch.full((n,), t, dtype=F64)
+    xt, _ = sde.perturb(x0, tt, noise=noise)
+    features = torch.cat([xt.flatten(1), torch.ones(n, 1, dtype=F64)], 1)
+    coef = torch.linalg.lstsq(features, p.target(sde, x0, noise, tt).flatten(1)).solution
+    m = x.shape[0]
+    fitted = (torch.cat([x.flatten(1), torch.ones(m, 1, dtype=F64)], 1) @ coef).view_as(x)
+    return p.to_eps(sde, fitted, x, torch.full((m,), t, dtype=F64))
+
+
+@pytest.mark.parametrize("t", [0.1, 0.6])
+def test_least_squares_optimum_of_each_loss_is_the_same_eps(oracle, t):
+    """On one sample of (x₀, ε), every parameterisation's empirical loss minimiser gives
+    the same ε̂ to rounding (their losses differ by a positive per-time factor and an
+    invertible linear map only), and that ε̂ is the oracle's up to Monte Carlo error."""
+    sde, g = oracle.sde, torch.Generator().manual_seed(1)
+    x0 = oracle.sample_data(20_000, generator=g)
+    noise = torch.randn(x0.shape, generator=g, dtype=F64)
+    x = oracle.sample_marginal(8, t, generator=g)
+    fits = {
+        name: least_squares_eps(parameterization(name), sde, x0, noise, t, x)
+        for name in PARAMETERIZATIONS
+    }
+    for name, fit in fits.items():
+        torch.testing.assert_close(fit, fits["eps"], atol=1e-7, rtol=1e-7, msg=name)
+    exact = oracle.eps(x, torch.full((8,), t, dtype=F64))
+    assert float((fits["eps"] - exact).square().mean().sqrt()) < 0.05
+
+
+class Affine(torch.nn.Module):
+    """A stand-in network: out = W x_in + b(t_in), arbitrary but fixed."""
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(5)
+        self.w = torch.nn.Parameter(torch.randn(D, D, generator=g, dtype=F64) / D**0.5)
+        self.b = torch.nn.Parameter(torch.randn(D, generator=g, dtype=F64))
+
+    def forward(self, x, t):
+        flat = x.flatten(1) @ self.w.T + self.b * torch.sin(t.to(F64))[:, None]
+        return flat.view_as(x)
+
+
+@pytest.mark.parametrize("name", list(PARAMETERIZATIONS))
+def test_trainer_loss_is_the_networks_own_loss(oracle, name):
+    p, sde = parameterization(name), oracle.sde
+    model = ParameterizedModel(Affine(), p, sde)
+    g = torch.Generator().manual_seed(2)
+    x0 = oracle.sample_data(16, generator=g)
+    noise = torch.randn(x0.shape, generator=g, dtype=F64)
+    t = torch.rand(16, generator=g, dtype=F64) * 0.9 + 0.05
+    ours = denoising_loss(
+        sde, model, x0, t, noise, loss_space=model.loss_space, weight=model.eps_loss_weight
+    )
+    xt, _ = sde.perturb(x0, t, noise=noise)
+    own = (model.raw(xt, t) - p.target(sde, x0, noise, t)).square().flatten(1).mean(1)
+    own = own * p.loss_weight(sde, t)
+    torch.testing.assert_close(ours, own.float(), rtol=1e-5, atol=1e-7)
+
+
+def test_edm_coefficients_are_karras_table_1():
+    """At σ_d = 0.5 and s = σ/α: c_skip, c_out, c_in, c_noise as in EDM's Table 1."""
+    sde = NIVPSDE(GFFCovariance(SHAPE, dtype=F64))
+    p = EDMParameterization(0.5)
+    t = torch.tensor([0.1, 0.6], dtype=F64)
+    alpha, sigma = sde.marginal(t)
+    s = sigma / alpha
+    x = torch.randn(2, *SHAPE, dtype=F64)
+    _, c_skip, c_out, c_in = p._scales(sde, t, x)
+    torch.testing.assert_close(c_skip.flatten(), 0.25 / (s**2 + 0.25))
+    torch.testing.assert_close(c_out.flatten(), 0.5 * s / (s**2 + 0.25).sqrt())
+    torch.testing.assert_close(c_in.flatten(), 1 / (s**2 + 0.25).sqrt())
+    x_in, c_noise = p.network_input(sde, x, t)
+    torch.testing.assert_close(c_noise, 0.25 * s.log())
+    y_ve = sde.covariance.inv_sqrt_apply(x) / expand_to(alpha, x)
+    torch.testing.assert_close(x_in, expand_to(c_in.flatten(), x) * y_ve)
+
+
+def test_whitened_data_std_and_errors():
+    lam = GFFCovariance(SHAPE, dtype=F64).eigenvalues
+    p = 0.25 * torch.ones(SHAPE, dtype=F64)
+    expected = float((p / lam.expand(SHAPE)).mean().sqrt())
+    assert whitened_data_std(p, lam) == pytest.approx(expected)
+    assert whitened_data_std(p, 1.0) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="unknown parameterization 'eps0'.*valid: eps"):
+        make_parameterization("eps0")
+    with pytest.raises(ValueError, match="sigma_data"):
+        EDMParameterization(sigma_data=0.0)
+
+
+def test_model_follows_the_covariance_to_the_input_device():
+    cov = FourierCovariance(torch.ones(1, 3, 4, dtype=F64), SHAPE)
+    model = ParameterizedModel(Affine(), make_parameterization("v"), NIVPSDE(cov))
+    x = torch.randn(2, *SHAPE, dtype=F64)
+    out = model(x, torch.full((2,), 0.5, dtype=F64))
+    assert out.shape == x.shape and out.dtype == F64
