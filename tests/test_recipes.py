@@ -19,3 +19,16 @@ def test_radial_power_of_white_noise_is_flat():
 
     k, p = radial_power_spectrum(torch.randn(512, 1, 16, 16))
     assert k[0] == 0 and torch.allclose(p, torch.ones_like(p, dtype=p.dtype), atol=0.15)
+
+
+def test_snr_crossings_prints_the_quantile_table(tmp_path, capsys):
+    from test_data import write_fashion
+
+    write_fashion(tmp_path / "fm", n=16)
+    load("snr_crossings").main(["--data-dir", str(tmp_path / "fm")])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("| noise | 0 % |") and len(lines) == 2 + 5
+    white = [float(v) for v in lines[2].strip("| ").split(" | ")[1:]]
+    aligned = [float(v) for v in lines[5].strip("| ").split(" | ")[1:]]
+    assert lines[5].startswith("| GFF, aligned chain")
+    assert white == sorted(white, reverse=True) and abs(white[0] - aligned[0]) < 0.01

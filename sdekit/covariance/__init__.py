@@ -3,7 +3,7 @@
 from .base import CovarianceOperator
 from .cholesky import CholeskyCovariance
 from .diagonal import DiagonalCovariance
-from .fourier import FourierCovariance, mirror_frequencies
+from .fourier import FourierCovariance, mirror_frequencies, power_spectrum
 from .gff import GFFCovariance, gff_eigenvalues
 from .identity import IdentityCovariance
 from .kronecker import KroneckerCovariance
@@ -19,6 +19,7 @@ __all__ = [
     "KroneckerCovariance",
     "gff_eigenvalues",
     "mirror_frequencies",
+    "power_spectrum",
     "make_covariance",
     "NOISE_NAMES",
     "COVARIANCES",

@@ -8,13 +8,39 @@ from torch import Tensor
 from ._validation import as_event_shape, as_float_tensor, check_positive, symmetry_tolerance
 from .base import CovarianceOperator
 
-__all__ = ["FourierCovariance", "mirror_frequencies"]
+__all__ = ["FourierCovariance", "mirror_frequencies", "power_spectrum"]
 
 
 def mirror_frequencies(spectrum: Tensor) -> Tensor:
     """The spectrum at -k: ``out[..., ky, kx] = spectrum[..., -ky mod H, -kx mod W]``."""
     flipped = torch.flip(spectrum, dims=(-2, -1))
     return torch.roll(flipped, shifts=(1, 1), dims=(-2, -1))
+
+
+def power_spectrum(images, *, center: bool = True, batch_size: int = 4096) -> Tensor:
+    """The mean power spectrum of ``images`` ``(n, C, H, W)`` per channel, shape ``(C, H, W)``.
+
+        P_c[k] = (1/n) Σ_i |F(x_i[c] - m_c)|²_k,   F the orthonormal 2-D DFT,
+
+    in ``torch.fft.fftfreq`` order (DC at (0, 0)); m_c is the channel's mean over all
+    images and pixels (``center=True``), so P_c[0] is the variance of the image-mean
+    brightness, not the square of a constant offset. Σ_k P_c[k] / (H W) is the channel's
+    pixel variance (Parseval). Exactly symmetric, P[-k] = P[k]. float64; processed in
+    chunks of ``batch_size`` images.
+    """
+    x = torch.as_tensor(images)
+    if x.ndim != 4 or x.shape[0] == 0 or not x.is_floating_point():
+        raise ValueError(
+            f"images must be a non-empty float tensor (n, C, H, W), got "
+            f"{x.dtype} of shape {tuple(x.shape)}"
+        )
+    mean = x.to(torch.float64).mean(dim=(0, 2, 3), keepdim=True) if center else 0.0
+    total = torch.zeros(x.shape[1:], dtype=torch.float64)
+    for chunk in x.split(batch_size):
+        spec = torch.fft.fft2(chunk.to(torch.float64) - mean, norm="ortho")
+        total += spec.abs().square().sum(0).cpu()
+    power = total / x.shape[0]
+    return 0.5 * (power + mirror_frequencies(power))
 
 
 class FourierCovariance(CovarianceOperator):
@@ -67,6 +93,53 @@ class FourierCovariance(CovarianceOperator):
         half = lam.shape[-1] // 2 + 1
         self.sqrt_half = lam[..., :half].sqrt()  # √λ on the rfft half-spectrum
         self.inv_sqrt_half = self.sqrt_half.reciprocal()
+
+    @classmethod
+    def from_data(
+        cls,
+        images,
+        *,
+        normalize: bool = True,
+        floor: float = 1e-3,
+        center: bool = True,
+        dtype: torch.dtype | None = None,
+    ) -> CovarianceOperator:
+        """Noise shaped like the data: λ = the images' mean power spectrum.
+
+        For one channel, ``FourierCovariance(P)`` with P from :func:`power_spectrum`.
+        With C > 1 channels, Σ = Σ_c ⊗ F⁻¹ diag(P̄) F (a
+        :class:`~sdekit.covariance.KroneckerCovariance`): P̄ the channels' mean spectrum
+        and Σ_c the C × C colour covariance of the pixels (scaled to unit mean variance when
+        ``normalize``), so both the spatial spectrum and the colour correlation of the data
+        are kept while the operator stays FFT-cheap.
+
+        **Arguments:** ``images`` ``(n, C, H, W)``, e.g. a training set in [-1, 1];
+        ``normalize``: scale so every pixel's noise variance averages 1 (mean λ = 1), as
+        :class:`~sdekit.covariance.GFFCovariance` does; ``floor``: λ is clamped below at
+        ``floor`` × mean λ before normalising (a frequency the data never excites would
+        otherwise get no noise, and Σ would not be invertible); ``center``: see
+        :func:`power_spectrum`; ``dtype``: of the operator (default: torch's default
+        dtype; the statistics are computed in float64).
+        """
+        dtype = dtype or torch.get_default_dtype()
+        if not floor > 0:
+            raise ValueError(f"floor must be > 0 (Σ must stay invertible), got {floor}")
+        power = power_spectrum(images, center=center)
+        channels, h, w = power.shape
+        spatial = power.mean(0, keepdim=True)
+        spatial = spatial.clamp_min(floor * float(spatial.mean()))
+        if normalize:
+            spatial = spatial / spatial.mean()
+        spatial = spatial.to(dtype)
+        if channels == 1:
+            return cls(spatial, (1, h, w))
+        from .kronecker import KroneckerCovariance
+
+        x = torch.as_tensor(images).to(torch.float64).movedim(1, -1).reshape(-1, channels)
+        colour = torch.cov(x.T)
+        if normalize:
+            colour = colour / colour.diagonal().mean()
+        return KroneckerCovariance(colour.to(dtype), cls(spatial, (1, h, w)))
 
     @property
     def grid(self) -> tuple[int, int]:

@@ -8,7 +8,10 @@ Each entry builds an operator for an ``event_shape`` from plain (JSON-able) para
 - ``fourier``: :class:`FourierCovariance` (``eigenvalues`` on the H×W grid);
 - ``cholesky``: :class:`CholeskyCovariance` (``matrix``, d × d);
 - ``kronecker``: :class:`KroneckerCovariance` of a colour matrix ``channel`` (C × C) and
-  a spatial family named by ``spatial`` with ``spatial_params``.
+  a spatial family named by ``spatial`` with ``spatial_params``;
+- ``data``: noise shaped like the data, the spectrum (``eigenvalues``, H × W) and colour
+  matrix (``channel``, C × C, for C > 1) that :meth:`FourierCovariance.from_data`
+  measured; the application fills them in from the training set.
 
 :data:`NOISE_NAMES` lists the families that need nothing but the shape (what a command
 line can offer); :func:`register_covariance` adds a family.
@@ -102,6 +105,25 @@ register_covariance(
 )
 register_covariance(
     "kronecker", _kronecker, shape_only=False, about="colour matrix ⊗ a spatial family"
+)
+
+
+def _data_shaped(event_shape, eigenvalues, channel=None):
+    dtype = torch.get_default_dtype()
+    spatial_shape = (1, *tuple(event_shape)[1:])
+    spatial = FourierCovariance(torch.as_tensor(eigenvalues, dtype=dtype), spatial_shape)
+    if channel is None:
+        if tuple(event_shape) != spatial_shape:
+            raise ValueError(f"a data-shaped covariance over {tuple(event_shape)} needs 'channel'")
+        return spatial
+    return KroneckerCovariance(torch.as_tensor(channel, dtype=dtype), spatial)
+
+
+register_covariance(
+    "data",
+    _data_shaped,
+    shape_only=False,
+    about="shaped like the data: its power spectrum (⊗ its colour covariance)",
 )
 
 NOISE_NAMES = tuple(name for name, fam in COVARIANCES.items() if fam.shape_only)

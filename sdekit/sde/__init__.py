@@ -1,5 +1,12 @@
 """Forward SDEs with covariance-shaped noise, their reverse processes and discrete chains."""
 
+from .aligned import (
+    AlignedLogSNR,
+    chain_log_snr,
+    crossing_log_snrs,
+    fourier_eigenvalues,
+    snr_crossing_times,
+)
 from .base import SDE, DiscreteChain, ReverseProcess, as_time, expand_to
 from .parameterization import eps_from_score, eps_from_v, eps_from_x0
 from .schedules import CosineSchedule, DiscreteSchedule, LinearSchedule, VPSchedule
@@ -25,4 +32,9 @@ __all__ = [
     "eps_from_score",
     "as_time",
     "expand_to",
+    "AlignedLogSNR",
+    "chain_log_snr",
+    "crossing_log_snrs",
+    "fourier_eigenvalues",
+    "snr_crossing_times",
 ]
