@@ -43,7 +43,7 @@ def test_training_step(benchmark, tmp_path, noise):
     cfg = {**CFG, "noise": noise}
     torch.manual_seed(0)
     sde = build_sde(cfg)
-    model = build_model(cfg, sde.covariance)
+    model = build_model(cfg, sde)
     loss_space = "correlated" if noise == "gff" else "whitened"
     trainer = Trainer(
         sde,

@@ -76,10 +76,11 @@ def test_help_shows_the_presets_real_defaults(capsys):
         assert "(default: None)" not in text
         train = r.PRESETS[preset]["train"]
         assert f"training steps (default: {train['steps']})" in text
-        assert (
-            f"--noise {{isotropic,gff}} forward-noise covariance: isotropic N(0, I) or the Gaussian Free Field (default: {r.PRESETS[preset]['noise']})"
-            in text
-        )
+        noise = r.PRESETS[preset]["noise"]
+        assert "--noise {isotropic,gff,data} forward-noise covariance:" in text
+        assert f"training set's power spectrum (default: {noise})" in text
+        target = r.PRESETS[preset]["model"]["target"]
+        assert f"docs/training.md (default: {target})" in text
 
 
 def test_a_damaged_latest_is_reported_with_the_intact_file(tmp_path, capsys):

@@ -188,3 +188,31 @@ def test_evaluate_reports_fid_precision_recall_and_bits_per_dim(tmp_path, monkey
     assert r.run_recipe("t", r.PRESETS, "fashion_mnist", [*cell, "--eval-seed", "1"]) == 0
     assert (run / "evaluation" / "samples" / "dpmpp_2m_3steps_n8_seed1_clip1.pt").exists()
     assert json.loads((run / "evaluation.json").read_text())["seed"] == 1
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--noise", "data", "--schedule", "aligned", "--target", "edm"],
+        ["--noise", "gff", "--schedule", "aligned", "--target", "x0"],
+        ["--noise", "isotropic", "--target", "v"],
+    ],
+    ids=["data-aligned-edm", "gff-aligned-x0", "iso-v"],
+)
+def test_noise_schedule_and_target_options_train_and_sample(tmp_path, options):
+    """What the study uses: data-measured noise, schedule and σ_d go into config.json
+    once, and the run reloads and samples from it without the data."""
+    data, run = tmp_path / "fm", tmp_path / "run"
+    write_fashion(data, n=16)
+    r = tiny(load("fashion_mnist_nivp"), "smoke")
+    args = ["--preset", "smoke", "--data-dir", str(data), "--run-dir", str(run), "--no-progress"]
+    assert r.run_recipe("t", r.PRESETS, "fashion_mnist", ["train", *args, *options]) == 0
+    cfg = json.loads((run / "config.json").read_text())
+    assert ("schedule_params" in cfg) == ("aligned" in options)
+    assert ("eigenvalues" in cfg.get("noise_params", {})) == ("data" in options)
+    assert ("sigma_data" in cfg["model"]) == ("edm" in options)
+    data.rename(tmp_path / "gone")  # sampling needs only the run
+    sample = ["sample", *args[:2], "--run-dir", str(run), "--no-progress", *options]
+    sample += ["--sample-n", "2", "--sample-steps", "3", "--sampler", "dpm_solver_2m"]
+    assert r.run_recipe("t", r.PRESETS, "fashion_mnist", sample) == 0
+    assert (run / "samples" / "dpm_solver_2m_3steps.png").exists()

@@ -23,6 +23,7 @@ from ..covariance import NOISE_NAMES
 from ..data import DatasetError
 from ..files import CheckpointError
 from ..sampling import resolve_sampler
+from .config import DATA_NOISE, MODEL_TARGETS, SCHEDULES
 from .evaluation import evaluate_run
 from .runs import sample_run, train
 
@@ -148,8 +149,25 @@ def build_parser(description: str, presets: dict, preset: str | None = None):
     p.add_argument(
         "--noise",
         default=cfg["noise"],
-        choices=NOISE_NAMES,
-        help="forward-noise covariance: isotropic N(0, I) or the Gaussian Free Field",
+        choices=(*NOISE_NAMES, DATA_NOISE),
+        help="forward-noise covariance: isotropic N(0, I), the Gaussian Free Field, or "
+        "'data': shaped like the training set's power spectrum",
+    )
+    p.add_argument(
+        "--target",
+        default=cfg["model"].get("target", "correlated"),
+        choices=MODEL_TARGETS,
+        help="what the U-Net predicts: whitened ε (the paper's loss), correlated L ε, x0, "
+        "v, or edm (Karras et al.'s preconditioning in whitened coordinates); see "
+        "docs/training.md",
+    )
+    p.add_argument(
+        "--schedule",
+        default=cfg.get("schedule", "linear"),
+        choices=SCHEDULES,
+        help="noise schedule: 'linear' (DDPM's β chain) or 'aligned' (that chain moved so "
+        "each Fourier mode's SNR crosses 1 when it does under white noise; measured from "
+        "the training set, see docs/training.md)",
     )
     p.add_argument(
         "--noise-alpha",
@@ -268,6 +286,8 @@ def resolve_config(args, presets: dict, dataset: str) -> dict:
     cfg.pop("_about", None)
     cfg["dataset"] = cfg.get("dataset", dataset)
     cfg["noise"] = args.noise
+    cfg["schedule"] = args.schedule
+    cfg["model"]["target"] = args.target
     if args.noise == "gff":
         cfg["noise_params"] = {**(cfg.get("noise_params") or {}), "alpha": args.noise_alpha}
     cfg["data_dir"] = args.data_dir
@@ -301,7 +321,9 @@ def run_recipe(description: str, presets: dict, dataset: str, argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args = parse_args(description, presets, argv)
     cfg = resolve_config(args, presets, dataset)
-    run_dir = args.run_dir or Path("runs") / f"{cfg['dataset']}-{cfg['noise']}-{args.preset}"
+    aligned = "-aligned" if cfg["schedule"] == "aligned" else ""
+    default_dir = Path("runs") / f"{cfg['dataset']}-{cfg['noise']}{aligned}-{args.preset}"
+    run_dir = args.run_dir or default_dir
     try:
         if args.command in ("all", "train"):
             train(cfg, run_dir, resume=not args.no_resume)

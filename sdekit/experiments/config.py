@@ -6,11 +6,20 @@ Keys (all recorded in ``config.json`` and in every checkpoint):
   ``synthetic``); ``data_dir``; ``resolution``.
 - ``noise``: a name in :data:`sdekit.covariance.COVARIANCES` (``isotropic``, ``gff``, …)
   and ``noise_params``, the family's parameters (e.g. ``{"alpha": 1.0}`` for GFF).
+  ``noise: "data"`` is noise shaped like the training set
+  (:meth:`sdekit.FourierCovariance.from_data`): :func:`complete_from_data` measures it
+  once and records its spectrum in ``noise_params``.
 - ``beta_start``, ``beta_end``, ``num_timesteps``: the DDPM chain, embedded exactly by
-  :meth:`sdekit.NIVPSDE.from_betas`.
-- ``model``: :class:`sdekit.models.UNet` keyword arguments plus ``target``
-  (``"correlated"``: the net predicts L ε and is wrapped by
-  :class:`~sdekit.models.CorrelatedNoiseModel`; ``"whitened"``: it predicts ε).
+  :meth:`sdekit.NIVPSDE.from_betas`. ``schedule``: ``"linear"`` (that chain, the default)
+  or ``"aligned"``: the chain's log-SNR moved by :class:`sdekit.sde.AlignedLogSNR` so the
+  per-mode SNR crossings under the noise fall where white noise's do; its knots, measured
+  from the training set by :func:`complete_from_data`, go into ``schedule_params``.
+- ``model``: :class:`sdekit.models.UNet` keyword arguments plus ``target``, what the net
+  predicts (:mod:`sdekit.models.parameterization`): ``"whitened"`` ε (the paper's),
+  ``"correlated"`` L ε (wrapped by :class:`~sdekit.models.CorrelatedNoiseModel`),
+  ``"x0"``, ``"v"`` or ``"edm"`` (wrapped by :class:`~sdekit.models.ParameterizedModel`,
+  trained on its own loss); ``sigma_data`` for ``"edm"`` (measured from the training set
+  by :func:`complete_from_data` when absent).
 - ``train``: :class:`sdekit.training.TrainConfig` fields.
 """
 
@@ -18,22 +27,33 @@ from __future__ import annotations
 
 import torch
 
-from ..covariance import CovarianceOperator, make_covariance
+from ..covariance import FourierCovariance, make_covariance, power_spectrum
 from ..data import DATASETS, load_dataset_by_name
-from ..models import CorrelatedNoiseModel, UNet
+from ..models import (
+    CorrelatedNoiseModel,
+    EDMParameterization,
+    ParameterizedModel,
+    UNet,
+    make_parameterization,
+    whitened_data_std,
+)
 from ..sde import NIVPSDE
+from ..sde.aligned import AlignedLogSNR, fourier_eigenvalues
 
 __all__ = [
     "event_shape",
     "noise_params",
     "model_target",
     "build_sde",
+    "complete_from_data",
     "build_model",
     "load_dataset",
     "train_config_kwargs",
 ]
 
-MODEL_TARGETS = ("correlated", "whitened")
+MODEL_TARGETS = ("correlated", "whitened", "x0", "v", "edm")
+SCHEDULES = ("linear", "aligned")
+DATA_NOISE = "data"
 
 
 def event_shape(cfg: dict) -> tuple[int, int, int]:
@@ -53,31 +73,101 @@ def noise_params(cfg: dict) -> dict:
 
 
 def model_target(cfg: dict) -> str:
-    """What the network predicts: ``"correlated"`` (L ε, the default) or ``"whitened"`` (ε)."""
+    """What the network predicts: ``"correlated"`` (L ε, the default), ``"whitened"`` (ε),
+    ``"x0"``, ``"v"`` or ``"edm"``."""
     target = cfg["model"].get("target", "correlated")
     if target not in MODEL_TARGETS:
         raise ValueError(f"model target must be one of {MODEL_TARGETS}, got {target!r}")
     return target
 
 
+def schedule_name(cfg: dict) -> str:
+    """``"linear"`` (DDPM's chain, the default) or ``"aligned"``."""
+    name = cfg.get("schedule", "linear")
+    if name not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {name!r}")
+    return name
+
+
+def _sde_needs_data(cfg: dict) -> bool:
+    return (cfg["noise"] == DATA_NOISE and "eigenvalues" not in noise_params(cfg)) or (
+        schedule_name(cfg) == "aligned" and not cfg.get("schedule_params")
+    )
+
+
+def _needs_data(cfg: dict) -> bool:
+    return _sde_needs_data(cfg) or (model_target(cfg) == "edm" and "sigma_data" not in cfg["model"])
+
+
+def complete_from_data(cfg: dict, images) -> dict:
+    """Fill in what the config measures from the training set, once, so that the run's
+    config.json (and every checkpoint) rebuilds the same SDE without the data:
+
+    - ``noise: "data"``: the spectrum (and colour matrix) of
+      :meth:`FourierCovariance.from_data` → ``noise_params``;
+    - ``schedule: "aligned"``: the knots of :meth:`AlignedLogSNR.fit` from the images'
+      power spectrum and the noise's eigenvalues → ``schedule_params``;
+    - ``model.target: "edm"``: σ_d, the whitened data's standard deviation
+      (:func:`sdekit.models.whitened_data_std`) → ``model.sigma_data``.
+
+    ``images``: float tensor ``(n, C, H, W)`` in the model's range, or a callable giving
+    it (called only when something is missing). Returns a new dict; ``cfg`` is unchanged.
+    """
+    if not _needs_data(cfg):
+        return cfg
+    x = images() if callable(images) else images
+    cfg = {**cfg, "noise_params": dict(cfg.get("noise_params") or {})}
+    if cfg["noise"] == DATA_NOISE and "eigenvalues" not in cfg["noise_params"]:
+        cov = FourierCovariance.from_data(x)
+        spatial = cov if isinstance(cov, FourierCovariance) else cov.spatial
+        cfg["noise_params"]["eigenvalues"] = spatial.eigenvalues[0].tolist()
+        if cov is not spatial:
+            factor = cov.channel.factor
+            cfg["noise_params"]["channel"] = (factor @ factor.T).tolist()
+    if schedule_name(cfg) == "aligned" and not cfg.get("schedule_params"):
+        cov = make_covariance(cfg["noise"], event_shape(cfg), **noise_params(cfg))
+        fit = AlignedLogSNR.fit(power_spectrum(x), fourier_eigenvalues(cov))
+        cfg["schedule_params"] = fit.to_dict()
+    if model_target(cfg) == "edm" and "sigma_data" not in cfg["model"]:
+        cov = make_covariance(cfg["noise"], event_shape(cfg), **noise_params(cfg))
+        sigma_data = whitened_data_std(power_spectrum(x), fourier_eigenvalues(cov))
+        cfg["model"] = {**cfg["model"], "sigma_data": sigma_data}
+    return cfg
+
+
 def build_sde(cfg: dict) -> NIVPSDE:
-    """The NI-VP SDE of the config's DDPM chain and noise covariance."""
+    """The NI-VP SDE of the config's chain (DDPM's, or aligned) and noise covariance."""
+    if _sde_needs_data(cfg):
+        raise ValueError(
+            "the config measures its noise or schedule from the data: run it through "
+            "complete_from_data(cfg, images) first"
+        )
     cov = make_covariance(cfg["noise"], event_shape(cfg), **noise_params(cfg))
     betas = torch.linspace(
         cfg["beta_start"], cfg["beta_end"], cfg["num_timesteps"], dtype=torch.float64
     )
+    if schedule_name(cfg) == "aligned":
+        betas = AlignedLogSNR.from_dict(cfg["schedule_params"]).betas(betas)
     return NIVPSDE.from_betas(cov, betas)
 
 
-def build_model(cfg: dict, covariance: CovarianceOperator) -> torch.nn.Module:
-    """The U-Net as an ε-prediction model ``model(x, t) -> ε̂`` for ``covariance``
-    (a correlated-target net is wrapped: ε̂ = L⁻¹ net(x, t))."""
+def build_model(cfg: dict, sde: NIVPSDE) -> torch.nn.Module:
+    """The U-Net as an ε-prediction model ``model(x, t) -> ε̂`` for ``sde`` (a net with
+    another target is wrapped: ε̂ = L⁻¹ net(x, t) for ``correlated``, a
+    :class:`~sdekit.models.ParameterizedModel` for ``x0``, ``v`` and ``edm``)."""
     c, h, _ = event_shape(cfg)
-    kwargs = {k: v for k, v in cfg["model"].items() if k != "target"}
+    kwargs = {k: v for k, v in cfg["model"].items() if k not in ("target", "sigma_data")}
     net = UNet(in_channels=c, resolution=h, **kwargs)
-    if model_target(cfg) == "correlated":
-        return CorrelatedNoiseModel(net, covariance)
-    return net
+    target = model_target(cfg)
+    if target == "whitened":
+        return net
+    if target == "correlated":
+        return CorrelatedNoiseModel(net, sde.covariance)
+    if target == "edm":
+        if "sigma_data" not in cfg["model"]:
+            raise ValueError("model target 'edm' needs model.sigma_data (complete_from_data)")
+        return ParameterizedModel(net, EDMParameterization(cfg["model"]["sigma_data"]), sde)
+    return ParameterizedModel(net, make_parameterization(target), sde)
 
 
 def load_dataset(cfg: dict, train: bool = True):

@@ -16,7 +16,13 @@ import torch.distributed as dist
 from ..training import TrainConfig, Trainer, load_checkpoint, load_state_strict
 from ..training.images import save_image_grid, to_uint8
 from ..training.run_log import draw_samples
-from .config import build_model, build_sde, load_dataset, train_config_kwargs
+from .config import (
+    build_model,
+    build_sde,
+    complete_from_data,
+    load_dataset,
+    train_config_kwargs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +54,7 @@ def train(cfg: dict, run_dir, resume: bool = True, device=None) -> Trainer:
     run_dir = Path(run_dir)
     try:
         dataset = load_dataset(cfg, train=True)
+        cfg = complete_from_data(cfg, lambda: dataset.batch(torch.arange(len(dataset))))
         tcfg = TrainConfig(**train_config_kwargs(cfg))
         if dist.is_initialized() and dist.get_rank() != 0:
             tcfg.progress = False
@@ -59,7 +66,7 @@ def train(cfg: dict, run_dir, resume: bool = True, device=None) -> Trainer:
         torch.manual_seed(tcfg.seed)  # the seed fixes the initial weights too
         trainer = Trainer(
             sde,
-            build_model(cfg, sde.covariance),
+            build_model(cfg, sde),
             dataset,
             tcfg,
             run_dir,
@@ -88,7 +95,7 @@ def load_trained(run_dir, device="cpu"):
     state = load_checkpoint(path, map_location=device)
     cfg = state["config"]["experiment"]
     sde = build_sde(cfg)
-    model = build_model(cfg, sde.covariance)
+    model = build_model(cfg, sde)
     ema = {k.removeprefix("module."): v for k, v in state["ema"].items() if k != "n_averaged"}
     load_state_strict(model, ema, "model (EMA weights)", path)
     sde.covariance = sde.covariance.to(device=device)
