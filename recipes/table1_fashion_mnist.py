@@ -1,20 +1,22 @@
-"""The paper's Table 1 at CPU scale: isotropic VP vs NI-VP (GFF) on Fashion-MNIST.
+"""The paper's Table 1 at CPU scale: models with different noise on Fashion-MNIST, side by side.
 
-    python recipes/table1_fashion_mnist.py --out docs/results
+    python recipes/table1_fashion_mnist.py runs/study/iso-s0 runs/study/gff-s0 \\
+        runs/study/gff-aligned-s0 --out docs/results
 
-Collects what ``python recipes/fashion_mnist_nivp.py evaluate`` wrote for the two runs
-(``evaluation.json``, and ``subset.json`` for the 1000-step cells on fewer samples) and
-writes into ``--out``:
+Reads what ``python recipes/fashion_mnist_nivp.py evaluate`` wrote into each run
+(``evaluation.json``; ``subset.json`` for cells on fewer samples where present) and labels
+each run from its ``config.json``: the noise (``isotropic``, ``gff``, ``data``), ``-aligned``
+for the aligned schedule, and the training seed. Writes into ``--out``:
 
-- ``table1.csv``: one row per (noise, table, sampler, steps) with NFE, samples, FID, its
-  bootstrap standard deviation, precision, recall and sampling seconds;
-- ``table1.md``: the FID table side by side with the paper's Table 1, the GFF − isotropic
-  differences marked where they exceed sample noise, precision / recall, bits/dim and
-  training wall times;
-- ``fid_vs_steps.png``: FID against steps for every (noise, sampler), ± 2 bootstrap
-  standard deviations, next to the paper's curves;
-- ``samples_<noise>.png``: the first 64 samples of each model (DDPM ancestral, 100 steps)
-  from the stored evaluation cells.
+- ``table1.csv``: one row per (model, table, sampler, steps): noise label, seed, NFE,
+  samples, FID, its bootstrap sd, precision, recall, log-spectrum RMSE, sampling seconds;
+- ``table1.md``: FID per (sampler, steps) for every model beside the paper's Table 1; the
+  best deterministic sampler at ≤ 20 NFE against ancestral at 100 steps on the same model;
+  each noise against isotropic at 100 ancestral steps with sample and training-seed
+  spread; precision / recall, bits/dim and training wall times;
+- ``fid_vs_steps.png``: FID against steps, a panel per sampler, ± 2 bootstrap sd, and the
+  paper's curves;
+- ``samples_<label>.png``: the first 64 samples of each model (DDPM ancestral, 100 steps).
 
 Nothing is sampled here; it only reads the runs. Needs the ``recipes`` extra (matplotlib).
 """
@@ -25,6 +27,7 @@ import argparse
 import csv
 import json
 import math
+import statistics
 from pathlib import Path
 
 from sdekit.experiments.evaluation import cell_path
@@ -42,16 +45,36 @@ PAPER_NAME = {"isotropic": "DDPM", "gff": "NI-DDPM (GFF)"}
 SAMPLER_NAME = {
     "ancestral": "DDPM ancestral",
     "ddim": "DDIM (η = 0)",
+    "dpm_solver_2m": "DPM-Solver-2M",
+    "dpmpp_2m": "DPM-Solver++(2M)",
     "dpmpp_2m_sde": "DPM-Solver++(2M) SDE",
 }
+#: samplers without injected noise: candidates for "best deterministic"
+DETERMINISTIC = ("ddim", "dpm_solver_2m", "dpm_solver_3m", "dpmpp_2m", "dpmpp_3m", "unipc")
+REFERENCE = ("ancestral", 100)  # the cell every model is compared at
 
 
-def load_summaries(run_dir: Path) -> dict:
-    """``{"main": evaluation.json, "subset": subset.json (if present)}`` of one run."""
-    out = {"main": json.loads((run_dir / "evaluation.json").read_text())}
+def noise_label(cfg: dict) -> str:
+    """``isotropic``, ``gff``, ``data``, with ``-aligned`` for the aligned schedule."""
+    aligned = "-aligned" if cfg.get("schedule", "linear") == "aligned" else ""
+    return f"{cfg['noise']}{aligned}"
+
+
+def describe(run_dir: Path) -> dict:
+    """Label, seed, config and evaluation summaries of one run."""
+    cfg = json.loads((run_dir / "config.json").read_text())
+    summaries = {"main": json.loads((run_dir / "evaluation.json").read_text())}
     if (run_dir / "subset.json").exists():
-        out["subset"] = json.loads((run_dir / "subset.json").read_text())
-    return out
+        summaries["subset"] = json.loads((run_dir / "subset.json").read_text())
+    noise, seed = noise_label(cfg), cfg["train"].get("seed", 0)
+    return {
+        "dir": run_dir,
+        "noise": noise,
+        "seed": seed,
+        "model": f"{noise} s{seed}",
+        "cfg": cfg,
+        "summaries": summaries,
+    }
 
 
 def train_wall_seconds(run_dir: Path) -> float:
@@ -64,209 +87,268 @@ def train_wall_seconds(run_dir: Path) -> float:
     return total
 
 
-def collect(runs: dict[str, Path]) -> list[dict]:
+def collect(runs: list[dict]) -> list[dict]:
     rows = []
-    for noise, run_dir in runs.items():
-        for table, summary in load_summaries(run_dir).items():
+    for run in runs:
+        for table, summary in run["summaries"].items():
             for r in summary["rows"]:
-                rows.append({"noise": noise, "table": table, "n": summary["samples_per_cell"], **r})
+                rows.append(
+                    {
+                        "model": run["model"],
+                        "noise": run["noise"],
+                        "seed": run["seed"],
+                        "table": table,
+                        "n": summary["samples_per_cell"],
+                        **r,
+                    }
+                )
     return rows
 
 
-def find(rows, noise, sampler, steps, table="main"):
+def find(rows, model, sampler, steps, table="main"):
     for r in rows:
-        if (r["noise"], r["sampler"], r["steps"], r["table"]) == (noise, sampler, steps, table):
+        if (r["model"], r["sampler"], r["steps"], r["table"]) == (model, sampler, steps, table):
             return r
     return None
-
-
-def pair(rows, sampler, steps):
-    """(isotropic row, GFF row, mark) of a cell: the main table's, else the subset's (†)."""
-    for table, mark in (("main", ""), ("subset", " †")):
-        a, b = (
-            find(rows, "isotropic", sampler, steps, table),
-            find(rows, "gff", sampler, steps, table),
-        )
-        if a is not None or b is not None:
-            return a, b, mark
-    return None, None, ""
 
 
 def fmt(r) -> str:
     return "–" if r is None else f"{r['fid']:.1f} ± {r['fid_sd']:.1f}"
 
 
-def difference(a, b) -> str:
-    """GFF − isotropic FID with its combined bootstrap standard deviation; ``*`` marks a
-    difference beyond two standard deviations (not explained by sample noise)."""
-    if a is None or b is None:
-        return "–"
-    d, sd = b["fid"] - a["fid"], math.hypot(a["fid_sd"], b["fid_sd"])
-    return f"{d:+.1f} ± {sd:.1f}" + (" *" if abs(d) > 2 * sd else "")
+def noise_summary(rows, runs, noise) -> tuple[float, float, int] | None:
+    """(mean FID, its sd, seeds) of a noise at the reference cell. One seed: the bootstrap
+    sd; several: the sd of the seeds' FIDs over √seeds (training-seed and sample spread
+    together)."""
+    fids = [find(rows, r["model"], *REFERENCE) for r in runs if r["noise"] == noise]
+    fids = [f for f in fids if f is not None]
+    if not fids:
+        return None
+    if len(fids) == 1:
+        return fids[0]["fid"], fids[0]["fid_sd"], 1
+    values = [f["fid"] for f in fids]
+    return statistics.mean(values), statistics.stdev(values) / math.sqrt(len(values)), len(values)
 
 
-def markdown(rows, samplers, runs, summaries) -> str:
+def best_deterministic(rows, model, max_nfe=20):
+    """The deterministic cell with the lowest FID at ≤ ``max_nfe`` NFE, or None."""
+    cells = [
+        r
+        for r in rows
+        if r["model"] == model
+        and r["table"] == "main"
+        and r["sampler"] in DETERMINISTIC
+        and r["nfe"] <= max_nfe
+    ]
+    return min(cells, key=lambda r: r["fid"]) if cells else None
+
+
+def markdown(rows, samplers, runs) -> str:
+    models = [r["model"] for r in runs]
     lines = [
-        "### FID vs steps (ours: Fashion-MNIST, classifier features, mean ± bootstrap sd; "
+        "### FID (ours: Fashion-MNIST, classifier features, mean ± bootstrap sd over samples; "
         "paper: CIFAR-10, Inception, DDPM ancestral)",
         "",
     ]
-    head = ["steps", "paper DDPM", "paper NI-DDPM", "paper Δ"]
-    for s in samplers:
-        head += [f"{SAMPLER_NAME.get(s, s)}: iso", "GFF", "Δ GFF − iso"]
+    head = ["sampler", "steps", "paper DDPM", "paper NI-DDPM", *models]
     lines += ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-    steps_all = sorted({r["steps"] for r in rows}, reverse=True)
-    for steps in steps_all:
-        cells = [str(steps)]
-        if steps in PAPER_STEPS:
-            i = PAPER_STEPS.index(steps)
-            p_iso, p_gff = PAPER_FID["isotropic"][i], PAPER_FID["gff"][i]
-            cells += [f"{p_iso:.2f}", f"{p_gff:.2f}", f"{p_gff - p_iso:+.2f}"]
-        else:
-            cells += ["–"] * 3
-        for s in samplers:
-            a, b, mark = pair(rows, s, steps)
-            cells += [fmt(a) + mark * (a is not None), fmt(b) + mark * (b is not None)]
-            cells.append(difference(a, b))
-        lines.append("| " + " | ".join(cells) + " |")
-    ns = sorted({(r["table"], r["n"]) for r in rows})
+    steps_all = sorted({r["steps"] for r in rows if r["table"] == "main"}, reverse=True)
+    for s in samplers:
+        for steps in steps_all:
+            cells = [SAMPLER_NAME.get(s, s), str(steps)]
+            if s == "ancestral" and steps in PAPER_STEPS:
+                i = PAPER_STEPS.index(steps)
+                cells += [f"{PAPER_FID['isotropic'][i]:.2f}", f"{PAPER_FID['gff'][i]:.2f}"]
+            else:
+                cells += ["–", "–"]
+            found = [find(rows, m, s, steps) for m in models]
+            if all(f is None for f in found):
+                continue
+            lines.append("| " + " | ".join(cells + [fmt(f) for f in found]) + " |")
+    ns = sorted({r["n"] for r in rows if r["table"] == "main"})
+    lines += ["", f"Samples per cell: {', '.join(map(str, ns))}."]
+
     lines += [
         "",
-        "Samples per cell: "
-        + ", ".join(f"{n} ({'main table' if t == 'main' else '1000-step subset'})" for t, n in ns)
-        + " (†). `*`: |Δ| > 2 combined bootstrap sd.",
+        "### Best deterministic sampler at ≤ 20 NFE vs ancestral at 100 steps (same model)",
+        "",
+        "| model | ancestral, 100 steps | best deterministic ≤ 20 NFE | ratio | within 1.3× |",
+        "| --- | --- | --- | --- | --- |",
     ]
+    for m in models:
+        ref, best = find(rows, m, *REFERENCE), best_deterministic(rows, m)
+        if ref is None or best is None:
+            continue
+        ratio = best["fid"] / ref["fid"]
+        lines.append(
+            f"| {m} | {fmt(ref)} | {fmt(best)} ({best['sampler']}, {best['steps']}) | "
+            f"{ratio:.2f} | {'yes' if ratio <= 1.3 else 'no'} |"
+        )
+
+    lines += [
+        "",
+        "### Each noise against isotropic, DDPM ancestral 100 steps",
+        "",
+        "One seed: ± the bootstrap sd over samples; several seeds: ± the sd of the seeds' "
+        "FIDs / √seeds (training-seed and sample spread together). `*`: |Δ| > 2 combined sd.",
+        "",
+        "| noise | seeds | FID | Δ vs isotropic |",
+        "| --- | --- | --- | --- |",
+    ]
+    iso = noise_summary(rows, runs, "isotropic")
+    for noise in dict.fromkeys(r["noise"] for r in runs):
+        s = noise_summary(rows, runs, noise)
+        if s is None:
+            continue
+        delta = "–"
+        if iso is not None and noise != "isotropic":
+            d, sd = s[0] - iso[0], math.hypot(s[1], iso[1])
+            delta = f"{d:+.1f} ± {sd:.1f}" + (" *" if abs(d) > 2 * sd else "")
+        lines.append(f"| {noise} | {s[2]} | {s[0]:.1f} ± {s[1]:.1f} | {delta} |")
+
     subset = [r for r in rows if r["table"] == "subset"]
     if subset:
         lines += [
             "",
-            "### 1000-step subset (same sample count in every cell, so FIDs compare)",
+            "### Subset cells (fewer samples; compare only within this table)",
             "",
-            "| noise | sampler | steps | samples | FID | precision | recall |",
+            "| model | sampler | steps | samples | FID | precision | recall |",
             "| --- | --- | --- | --- | --- | --- | --- |",
         ]
-        for r in sorted(subset, key=lambda r: (r["noise"], r["sampler"], -r["steps"])):
+        for r in sorted(subset, key=lambda r: (r["model"], r["sampler"], -r["steps"])):
             lines.append(
-                f"| {r['noise']} | {r['sampler']} | {r['steps']} | {r['n']} | {fmt(r)} | "
+                f"| {r['model']} | {r['sampler']} | {r['steps']} | {r['n']} | {fmt(r)} | "
                 f"{r['precision']:.3f} | {r['recall']:.3f} |"
             )
+
     lines += [
         "",
         "### Precision / recall (k = 3, classifier features)",
         "",
-        "| sampler | steps | iso precision | GFF precision | iso recall | GFF recall |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| sampler | steps | " + " | ".join(f"{m} P / R" for m in models) + " |",
+        "|" + " --- |" * (2 + len(models)),
     ]
     for s in samplers:
         for steps in steps_all:
-            a, b = find(rows, "isotropic", s, steps), find(rows, "gff", s, steps)
-            if a and b:
-                lines.append(
-                    f"| {s} | {steps} | {a['precision']:.3f} | {b['precision']:.3f} | "
-                    f"{a['recall']:.3f} | {b['recall']:.3f} |"
-                )
+            found = [find(rows, m, s, steps) for m in models]
+            if all(f is None for f in found):
+                continue
+            pr = ["–" if f is None else f"{f['precision']:.2f} / {f['recall']:.2f}" for f in found]
+            lines.append(f"| {s} | {steps} | " + " | ".join(pr) + " |")
+
     lines += [
         "",
         "### Test bits/dim and training",
         "",
-        "| noise | test bits/dim | images | ODE NFE | training steps | training wall time |",
+        "| model | test bits/dim | images | ODE NFE | training steps | training wall time |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for noise, run_dir in runs.items():
-        main = summaries[noise]["main"]
-        cfg = json.loads((run_dir / "config.json").read_text())
+    for run in runs:
+        main = run["summaries"]["main"]
         bpd = (
             f"{main['test_bits_per_dim']:.3f} ± {main['test_bits_per_dim_se']:.3f}"
             if "test_bits_per_dim" in main
             else "–"
         )
         lines.append(
-            f"| {noise} | {bpd} | {main.get('bpd_images', '–')} | {main.get('bpd_nfe', '–')} | "
-            f"{cfg['train']['steps']} | ≈ {train_wall_seconds(run_dir) / 60:.1f} min |"
+            f"| {run['model']} | {bpd} | {main.get('bpd_images', '–')} | "
+            f"{main.get('bpd_nfe', '–')} | {run['cfg']['train']['steps']} | "
+            f"≈ {train_wall_seconds(run['dir']) / 60:.1f} min |"
         )
     return "\n".join(lines) + "\n"
 
 
-def plot(rows, samplers, path: Path) -> None:
+def plot(rows, samplers, runs, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax, ax_paper) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
-    colors = {s: f"C{i}" for i, s in enumerate(samplers)}
-    for noise, style in (("isotropic", "-o"), ("gff", "--s")):
-        for s in samplers:
+    present = [s for s in samplers if any(r["sampler"] == s for r in rows)]
+    fig, axes = plt.subplots(
+        1, len(present) + 1, figsize=(3.6 * (len(present) + 1), 3.8), layout="constrained"
+    )
+    noises = list(dict.fromkeys(r["noise"] for r in runs))
+    colors = {n: f"C{i}" for i, n in enumerate(noises)}
+    for ax, s in zip(axes, present, strict=False):
+        for i, run in enumerate(runs):
             pts = sorted(
-                (r for r in rows if r["noise"] == noise and r["sampler"] == s),
+                (
+                    r
+                    for r in rows
+                    if r["model"] == run["model"] and r["sampler"] == s and r["table"] == "main"
+                ),
                 key=lambda r: r["steps"],
             )
-            pts = [r for r in pts if r["table"] == "main"]
-            if not pts:
-                continue
-            ax.errorbar(
-                [r["steps"] for r in pts],
-                [r["fid"] for r in pts],
-                yerr=[2 * r["fid_sd"] for r in pts],
-                fmt=style,
-                color=colors[s],
-                capsize=3,
-                label=f"{'GFF' if noise == 'gff' else 'isotropic'} · {SAMPLER_NAME.get(s, s)}",
-            )
+            if pts:
+                ax.errorbar(
+                    [r["steps"] * (1 + 0.02 * i) for r in pts],
+                    [r["fid"] for r in pts],
+                    yerr=[2 * r["fid_sd"] for r in pts],
+                    fmt="-o" if run["seed"] == 0 else ":s",
+                    color=colors[run["noise"]],
+                    capsize=2,
+                    label=run["model"],
+                )
+        ax.set(title=SAMPLER_NAME.get(s, s), ylabel="FID (classifier features)")
     for noise, style in (("isotropic", "-o"), ("gff", "--s")):
-        ax_paper.plot(PAPER_STEPS, PAPER_FID[noise], style, color="k", label=PAPER_NAME[noise])
-    for a, ylabel, title in (
-        (ax, "FID (Fashion-MNIST classifier features)", "sdekit, Fashion-MNIST 28×28 (± 2 sd)"),
-        (ax_paper, "FID (Inception)", "paper, CIFAR-10 (Table 1, DDPM ancestral)"),
-    ):
-        a.set(xscale="log", xlabel="sampling steps (= NFE)", ylabel=ylabel, title=title)
-        a.legend(fontsize=8)
-        a.grid(alpha=0.3, which="both")
-    fig.savefig(path, dpi=110)
+        axes[-1].plot(PAPER_STEPS, PAPER_FID[noise], style, color="k", label=PAPER_NAME[noise])
+    axes[-1].set(title="paper, CIFAR-10 (Table 1, ancestral)", ylabel="FID (Inception)")
+    for ax in axes:
+        ax.set(xscale="log", xlabel="steps (= NFE)")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
 def main(argv=None) -> Path:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--iso", type=Path, default=Path("runs/fmnist-iso-cpu"), help="isotropic run")
-    p.add_argument("--gff", type=Path, default=Path("runs/fmnist-gff-cpu"), help="GFF run")
+    p.add_argument("runs", type=Path, nargs="+", help="evaluated run folders")
     p.add_argument("--out", type=Path, default=Path("docs/results"), help="output folder")
     p.add_argument(
-        "--samplers", default="ancestral,ddim,dpmpp_2m_sde", help="samplers, in table order"
+        "--samplers",
+        default="ancestral,ddim,dpm_solver_2m,dpmpp_2m_sde",
+        help="samplers, in table order",
     )
     p.add_argument("--grid-steps", type=int, default=100, help="ancestral steps of the grids")
     args = p.parse_args(argv)
-    runs = {"isotropic": args.iso, "gff": args.gff}
-    for noise, run_dir in runs.items():
-        if not (run_dir / "evaluation.json").exists():
-            p.error(
-                f"--{'iso' if noise == 'isotropic' else 'gff'}: {run_dir}/evaluation.json not "
-                "found; run `python recipes/fashion_mnist_nivp.py evaluate ...` first"
-            )
+    for run_dir in args.runs:
+        for name in ("config.json", "evaluation.json"):
+            if not (run_dir / name).exists():
+                p.error(
+                    f"{run_dir}/{name} not found; train and run "
+                    "`python recipes/fashion_mnist_nivp.py evaluate ...` first"
+                )
+    runs = [describe(d) for d in args.runs]
+    models = [r["model"] for r in runs]
+    if len(set(models)) != len(models):
+        p.error(f"two runs share a (noise, seed) label: {models}")
     samplers = args.samplers.split(",")
-    summaries = {noise: load_summaries(d) for noise, d in runs.items()}
     rows = collect(runs)
     args.out.mkdir(parents=True, exist_ok=True)
-    keys = ["noise", "table", "sampler", "steps", "nfe", "n", "fid", "fid_sd"]
+    keys = ["model", "noise", "seed", "table", "sampler", "steps", "nfe", "n", "fid", "fid_sd"]
     keys += ["precision", "recall", "log_spectrum_rmse", "seconds"]
     with open(args.out / "table1.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
-    (args.out / "table1.md").write_text(markdown(rows, samplers, runs, summaries))
-    plot(rows, samplers, args.out / "fid_vs_steps.png")
-    for noise, run_dir in runs.items():
-        main_summary = summaries[noise]["main"]
+    (args.out / "table1.md").write_text(markdown(rows, samplers, runs))
+    plot(rows, samplers, runs, args.out / "fid_vs_steps.png")
+    for run in runs:
+        main_summary = run["summaries"]["main"]
         cell = cell_path(
-            run_dir,
+            run["dir"],
             "ancestral",
             args.grid_steps,
             main_summary["samples_per_cell"],
             main_summary["seed"],
             main_summary["clip_x0"],
         )
-        images = load_checkpoint(cell)["images"][:64]
-        save_image_grid(from_uint8(images), args.out / f"samples_{noise}.png")
+        if cell.exists():
+            images = load_checkpoint(cell)["images"][:64]
+            name = run["model"].replace(" ", "-")
+            save_image_grid(from_uint8(images), args.out / f"samples_{name}.png")
     print((args.out / "table1.md").read_text())
     return args.out
 

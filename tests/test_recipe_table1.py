@@ -13,10 +13,12 @@ from sdekit.experiments.evaluation import cell_path
 from sdekit.training import atomic_save
 
 
-def fake_run(run_dir, fids, fid_sd, bpd, steps_per_s):
-    """A run folder as `train` + `evaluate` leave it, with chosen numbers."""
+def fake_run(run_dir, fids, fid_sd, bpd, steps_per_s, noise="isotropic", seed=0, **cfg):
+    """A run folder as `train` + `evaluate` leave it, with chosen numbers: ancestral and
+    DDIM at 100 / 10 steps with FIDs ``fids``; DDIM 20 % worse."""
     run_dir.mkdir()
-    (run_dir / "config.json").write_text(json.dumps({"train": {"steps": 100}}))
+    config = {"noise": noise, "train": {"steps": 100, "seed": seed}, **cfg}
+    (run_dir / "config.json").write_text(json.dumps(config))
     (run_dir / "metrics.jsonl").write_text(
         "\n".join(json.dumps({"step": s, "steps_per_s": steps_per_s}) for s in (50, 100))
     )
@@ -26,7 +28,7 @@ def fake_run(run_dir, fids, fid_sd, bpd, steps_per_s):
             "steps": k,
             "nfe": k,
             "seconds": 1.0,
-            "fid": fid,
+            "fid": fid * (1.2 if s == "ddim" else 1.0),
             "fid_sd": fid_sd,
             "precision": 0.5,
             "recall": 0.25,
@@ -59,45 +61,66 @@ def fake_run(run_dir, fids, fid_sd, bpd, steps_per_s):
 
 def test_table1_report(tmp_path, capsys):
     pytest.importorskip("matplotlib")
-    fake_run(tmp_path / "iso", fids=(10.0, 30.0), fid_sd=1.0, bpd=3.5, steps_per_s=2.0)
-    fake_run(tmp_path / "gff", fids=(11.0, 40.0), fid_sd=1.0, bpd=3.4, steps_per_s=1.0)
+    fake_run(tmp_path / "iso0", fids=(10.0, 30.0), fid_sd=1.0, bpd=3.5, steps_per_s=2.0)
+    fake_run(tmp_path / "iso1", fids=(12.0, 30.0), fid_sd=1.0, bpd=3.5, steps_per_s=2.0, seed=1)
+    fake_run(tmp_path / "gff", fids=(20.0, 40.0), fid_sd=1.0, bpd=3.4, steps_per_s=1.0, noise="gff")
+    fake_run(
+        tmp_path / "al",
+        fids=(11.0, 40.0),
+        fid_sd=1.0,
+        bpd=3.4,
+        steps_per_s=1.0,
+        noise="gff",
+        schedule="aligned",
+    )
     out = tmp_path / "out"
     report = load("table1_fashion_mnist")
-    report.main(
-        [
-            "--iso",
-            str(tmp_path / "iso"),
-            "--gff",
-            str(tmp_path / "gff"),
-            "--out",
-            str(out),
-            "--samplers",
-            "ancestral,ddim",
-        ]
-    )
+    runs = [str(tmp_path / name) for name in ("iso0", "iso1", "gff", "al")]
+    report.main([*runs, "--out", str(out), "--samplers", "ancestral,ddim"])
     for name in (
         "table1.csv",
         "table1.md",
         "fid_vs_steps.png",
-        "samples_isotropic.png",
-        "samples_gff.png",
+        "samples_isotropic-s0.png",
+        "samples_isotropic-s1.png",
+        "samples_gff-s0.png",
+        "samples_gff-aligned-s0.png",
     ):
         assert (out / name).stat().st_size > 0, name
     rows = list(csv.DictReader(open(out / "table1.csv")))
-    assert len(rows) == 2 * (4 + 1)
+    assert len(rows) == 4 * (4 + 1)
+    assert {r["model"] for r in rows} == {
+        "isotropic s0",
+        "isotropic s1",
+        "gff s0",
+        "gff-aligned s0",
+    }
     md = (out / "table1.md").read_text()
-    # Δ = GFF − iso with combined sd √2; +1 is noise, +10 is not
-    assert "| 10 | 44.95 | 60.32 | +15.37 | 30.0 ± 1.0 | 40.0 ± 1.0 | +10.0 ± 1.4 * |" in md
-    assert "| 100 | 12.25 | 12.68 | +0.43 | 10.0 ± 1.0 | 11.0 ± 1.0 | +1.0 ± 1.4 |" in md
-    assert "| 1000 | 6.05 | 6.95 | +0.90 | 5.0 ± 1.0 † | 5.5 ± 1.0 † | +0.5 ± 1.4 |" in md
+    head = "| sampler | steps | paper DDPM | paper NI-DDPM | isotropic s0 | isotropic s1 |"
+    assert head in md
+    assert "| DDPM ancestral | 100 | 12.25 | 12.68 | 10.0 ± 1.0 | 12.0 ± 1.0 | 20.0 ± 1.0 |" in md
+    # best deterministic ≤ 20 NFE: DDIM at 10 steps = 1.2 × 30 = 36 vs 10 at 100 ancestral
+    assert "| isotropic s0 | 10.0 ± 1.0 | 36.0 ± 1.0 (ddim, 10) | 3.60 | no |" in md
+    # two isotropic seeds: mean 11, sd(10, 12)/√2 = 1; GFF one seed: 20 ± 1; Δ 9 ± 1.4
+    assert "| isotropic | 2 | 11.0 ± 1.0 | – |" in md
+    assert "| gff | 1 | 20.0 ± 1.0 | +9.0 ± 1.4 * |" in md
+    assert "| gff-aligned | 1 | 11.0 ± 1.0 | +0.0 ± 1.4 |" in md
     # wall time Σ Δstep / (steps/s): 50/2 + 50/2 = 50 s, 100 s
-    assert "| isotropic | 3.500 ± 0.100 | 4 | 50 | 100 | ≈ 0.8 min |" in md
-    assert "| gff | 3.400 ± 0.100 | 4 | 50 | 100 | ≈ 1.7 min |" in md
+    assert "| isotropic s0 | 3.500 ± 0.100 | 4 | 50 | 100 | ≈ 0.8 min |" in md
+    assert "| gff s0 | 3.400 ± 0.100 | 4 | 50 | 100 | ≈ 1.7 min |" in md
     assert md in capsys.readouterr().out
 
 
 def test_table1_report_names_the_missing_run(tmp_path, capsys):
     report = load("table1_fashion_mnist")
     with pytest.raises(SystemExit):
-        report.main(["--iso", str(tmp_path / "nope"), "--gff", str(tmp_path / "nope")])
-    assert "--iso: " in capsys.readouterr().err
+        report.main([str(tmp_path / "nope")])
+    assert "nope/config.json not found" in capsys.readouterr().err
+
+
+def test_table1_report_refuses_two_runs_with_one_label(tmp_path, capsys):
+    fake_run(tmp_path / "a", fids=(1.0, 2.0), fid_sd=1.0, bpd=3.0, steps_per_s=1.0)
+    fake_run(tmp_path / "b", fids=(1.0, 2.0), fid_sd=1.0, bpd=3.0, steps_per_s=1.0)
+    with pytest.raises(SystemExit):
+        load("table1_fashion_mnist").main([str(tmp_path / "a"), str(tmp_path / "b")])
+    assert "share a (noise, seed) label" in capsys.readouterr().err
