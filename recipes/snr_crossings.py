@@ -39,7 +39,9 @@ def crossing_table(images, betas) -> list[tuple[str, list[float]]]:
         for name, lam in noises.items():
             if aligned and name == "white":
                 continue
-            chain = AlignedLogSNR.fit(power, lam).betas(betas) if aligned else betas
+            ends = chain_log_snr(betas)[[-1, 0]].tolist()
+            fit = AlignedLogSNR.fit(power, lam, log_snr_range=ends)
+            chain = fit.betas(betas) if aligned else betas
             crossings = torch.quantile(crossing_log_snrs(power, lam), q)
             times = snr_crossing_times(chain_log_snr(chain), crossings)
             label = f"{name}, aligned chain" if aligned else name

@@ -10,6 +10,7 @@ import math
 import pytest
 import torch
 
+import sdekit
 from sdekit import NIVPSDE, FourierCovariance, GFFCovariance, IdentityCovariance
 from sdekit.covariance import (
     CholeskyCovariance,
@@ -17,7 +18,9 @@ from sdekit.covariance import (
     make_covariance,
     power_spectrum,
 )
-from sdekit.experiments.config import build_sde, complete_from_data
+from sdekit.experiments.config import build_sde, complete_from_data, sampling_times
+from sdekit.experiments.evaluation import EvalCell
+from sdekit.sampling import transfer_grid
 from sdekit.sde import (
     AlignedLogSNR,
     chain_log_snr,
@@ -25,7 +28,7 @@ from sdekit.sde import (
     fourier_eigenvalues,
     snr_crossing_times,
 )
-from sdekit.testing import data_spectrum
+from sdekit.testing import data_spectrum, fourier_gaussian_problem
 
 F64 = torch.float64
 DDPM_BETAS = torch.linspace(1e-4, 0.02, 1000, dtype=F64)
@@ -52,21 +55,36 @@ def test_chain_log_snr_matches_the_sde_marginals():
     torch.testing.assert_close(chain_log_snr(DDPM_BETAS), (alpha / sigma).square().log())
 
 
-def test_aligned_gff_crossings_spread_like_white_noise(problem):
+def ddpm_ends():
+    return chain_log_snr(DDPM_BETAS)[[-1, 0]].tolist()
+
+
+@pytest.mark.parametrize("pinned", [True, False], ids=["pinned", "slope-1 ends"])
+def test_aligned_gff_crossings_spread_like_white_noise(problem, pinned):
     data, gff = problem
     white = crossing_time_quantiles(DDPM_BETAS, data, 1.0)
     squeezed = crossing_time_quantiles(DDPM_BETAS, data, gff)
-    aligned_betas = AlignedLogSNR.fit(data, gff).betas(DDPM_BETAS)
-    aligned = crossing_time_quantiles(aligned_betas, data, gff)
-    # the problem exists: on DDPM's schedule GFF forms the modes in a short stretch
+    fit = AlignedLogSNR.fit(data, gff, log_snr_range=ddpm_ends() if pinned else None)
+    aligned = crossing_time_quantiles(fit.betas(DDPM_BETAS), data, gff)
+    # the problem exists: on DDPM's chain GFF forms the modes in a short stretch
     assert (squeezed[-1] - squeezed[0]) < 0.5 * (white[-1] - white[0])
-    # and the aligned schedule removes it: every decile within 0.01 of white noise's
+    # and the aligned chain removes it: every decile within 0.01 of white noise's
     torch.testing.assert_close(aligned, white, atol=0.01, rtol=0)
 
 
-def test_aligned_schedule_keeps_the_reference_margins_at_the_ends(problem):
-    """The most persistent mode has the same SNR at t = T, the last-formed mode the same
-    SNR at t = 1/N, as under white noise on the reference chain (slope-1 continuation)."""
+def test_pinned_ends_keep_the_reference_chains_first_and_last_log_snr(problem):
+    data, gff = problem
+    fit = AlignedLogSNR.fit(data, gff, log_snr_range=ddpm_ends())
+    ell_ref, ell_new = chain_log_snr(DDPM_BETAS), chain_log_snr(fit.betas(DDPM_BETAS))
+    torch.testing.assert_close(ell_new[[0, -1]], ell_ref[[0, -1]])
+    assert bool((torch.diff(ell_new) < 0).all())
+    with pytest.raises(ValueError, match="must enclose every crossing"):
+        AlignedLogSNR.fit(data, gff, log_snr_range=(0.0, 20.0))
+
+
+def test_slope_1_ends_keep_the_reference_margins(problem):
+    """Unpinned, the most persistent mode has the same SNR at t = T, the last-formed mode
+    the same SNR at t = 1/N, as under white noise on the reference chain."""
     data, gff = problem
     fit = AlignedLogSNR.fit(data, gff)
     ell_ref, ell_new = chain_log_snr(DDPM_BETAS), chain_log_snr(fit.betas(DDPM_BETAS))
@@ -85,7 +103,7 @@ def test_coinciding_crossings_still_give_a_valid_chain(problem):
     """Noise shaped exactly like the data: all modes cross at one log-SNR; the map keeps
     its minimum slope, so β stays in (0, 1) and ᾱ strictly decreasing."""
     data, _ = problem
-    fit = AlignedLogSNR.fit(data, data / data.mean())
+    fit = AlignedLogSNR.fit(data, data / data.mean(), log_snr_range=ddpm_ends())
     betas = fit.betas(DDPM_BETAS)
     assert bool(((betas > 0) & (betas < 1)).all())
     assert bool((torch.diff(chain_log_snr(betas)) < 0).all())
@@ -174,7 +192,7 @@ def _cfg(noise, schedule):
         "schedule": schedule,
         "beta_start": 1e-4,
         "beta_end": 0.02,
-        "num_timesteps": 100,
+        "num_timesteps": 1000,
         "model": {},
     }
 
@@ -189,10 +207,59 @@ def test_configs_measure_data_once_and_rebuild_without_it():
         assert "schedule_params" not in cfg  # the input config is left alone
         assert complete_from_data(done, lambda: pytest.fail("measured twice")) is done
         sde = build_sde(done)
-        fit = AlignedLogSNR.fit(power_spectrum(x), fourier_eigenvalues(sde.covariance))
-        expected = NIVPSDE.from_betas(sde.covariance, fit.betas(torch.linspace(1e-4, 0.02, 100)))
+        betas = torch.linspace(1e-4, 0.02, 1000, dtype=F64)
+        ends = chain_log_snr(betas)[[-1, 0]].tolist()
+        fit = AlignedLogSNR.fit(
+            power_spectrum(x), fourier_eigenvalues(sde.covariance), log_snr_range=ends
+        )
+        expected = NIVPSDE.from_betas(sde.covariance, fit.betas(betas))
         t = torch.tensor([0.01, 0.5, 1.0], dtype=F64)
         torch.testing.assert_close(sde.marginal(t), expected.marginal(t))
     assert isinstance(build_sde(_cfg("isotropic", "linear")).covariance, IdentityCovariance)
     with pytest.raises(ValueError, match="schedule"):
         build_sde(_cfg("isotropic", "cosine"))
+
+
+# ------------------------------------------------------------------- sampling grids
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "dpm_solver_2m", "ancestral"])
+def test_transferred_grid_samples_exactly_as_on_ddpm_chain(problem, sampler):
+    """VP marginals depend on t only through λ(t): on the aligned chain, DDPM's grid moved
+    by transfer_grid gives the same samples as DDPM's chain (exact model, same noise)."""
+    data, _ = problem
+    shape = (1, 24, 24)
+    gff = GFFCovariance(shape, dtype=F64)
+    fit = AlignedLogSNR.fit(data, fourier_eigenvalues(gff), log_snr_range=ddpm_ends())
+    ddpm = NIVPSDE.from_betas(gff, DDPM_BETAS)
+    aligned = NIVPSDE.from_betas(gff, fit.betas(DDPM_BETAS))
+    times = torch.linspace(1.0, 1e-3, 11, dtype=F64) ** 1.5
+    moved = transfer_grid(times, ddpm, aligned)
+    torch.testing.assert_close(aligned.log_snr(moved), ddpm.log_snr(times))
+    x_T = ddpm.prior_sample(3, generator=torch.Generator().manual_seed(0))
+    out = {}
+    for name, sde, grid in (("ddpm", ddpm, times), ("aligned", aligned, moved)):
+        oracle = fourier_gaussian_problem(sde, data[0], scale=1.0)
+        g = torch.Generator().manual_seed(1)
+        out[name] = sdekit.sample(
+            sde, oracle, x_T=x_T, sampler=sampler, steps=10, grid=grid, generator=g
+        )
+    torch.testing.assert_close(out["aligned"], out["ddpm"], atol=1e-8, rtol=1e-8)
+    with pytest.raises(ValueError, match="leave the target's range"):
+        transfer_grid(times, ddpm, NIVPSDE.from_betas(gff, DDPM_BETAS[:500] * 0.1))
+
+
+def test_sampling_times_follow_the_schedule():
+    x = torch.rand(64, 1, 8, 8, generator=torch.Generator().manual_seed(4)) * 2 - 1
+    linear = _cfg("gff", "linear")
+    assert sampling_times(linear, build_sde(linear), "ddim", 10) is None
+    cfg = complete_from_data(_cfg("gff", "aligned"), x)
+    sde = build_sde(cfg)
+    times = sampling_times(cfg, sde, "ddim", 10)  # auto → DDPM's noise levels
+    reference = NIVPSDE.from_betas(sde.covariance, torch.linspace(1e-4, 0.02, 1000, dtype=F64))
+    expected = torch.linspace(1.0, reference.default_eps, 10, dtype=F64)
+    torch.testing.assert_close(sde.log_snr(times), reference.log_snr(expected))
+    assert sampling_times(cfg, sde, "ddim", 10, grid="own") is None
+    with pytest.raises(ValueError, match="grid must be one of"):
+        sampling_times(cfg, sde, "ddim", 10, grid="logsnr")
+    assert EvalCell("ddim", 10, 4, 0, 1.0, "reference").file_name.endswith("_referencegrid.pt")

@@ -23,7 +23,7 @@ from ..covariance import NOISE_NAMES
 from ..data import DatasetError
 from ..files import CheckpointError
 from ..sampling import resolve_sampler
-from .config import DATA_NOISE, MODEL_TARGETS, SCHEDULES
+from .config import DATA_NOISE, MODEL_TARGETS, SAMPLING_GRIDS, SCHEDULES
 from .evaluation import evaluate_run
 from .runs import sample_run, train
 
@@ -243,6 +243,14 @@ def build_parser(description: str, presets: dict, preset: str | None = None):
         help="clamp the model's x0-prediction to [-c, c] while sampling (0: off)",
     )
     p.add_argument(
+        "--sampling-grid",
+        default="auto",
+        choices=SAMPLING_GRIDS,
+        help="time grid for 'sample' and 'evaluate': the sampler's own ('own'), DDPM's "
+        "noise levels on the run's chain ('reference'), or 'auto': reference for an aligned "
+        "schedule, own otherwise",
+    )
+    p.add_argument(
         "--eval-samplers",
         type=sampler_list,
         default="ancestral,ddim,dpmpp_2m",
@@ -334,6 +342,7 @@ def run_recipe(description: str, presets: dict, dataset: str, argv=None) -> int:
                 sampler=args.sampler,
                 steps=args.sample_steps,
                 seed=args.sample_seed,
+                grid=args.sampling_grid,
                 device=args.device,
                 progress=not args.no_progress,
                 clip_x0=args.clip_x0 or None,
@@ -349,6 +358,7 @@ def run_recipe(description: str, presets: dict, dataset: str, argv=None) -> int:
                 clip_x0=args.clip_x0 or None,
                 bpd_n=args.eval_bpd_n,
                 seed=args.eval_seed,
+                grid=args.sampling_grid,
                 name=args.eval_name,
                 progress=not args.no_progress,
             )

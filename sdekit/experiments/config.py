@@ -12,7 +12,8 @@ Keys (all recorded in ``config.json`` and in every checkpoint):
 - ``beta_start``, ``beta_end``, ``num_timesteps``: the DDPM chain, embedded exactly by
   :meth:`sdekit.NIVPSDE.from_betas`. ``schedule``: ``"linear"`` (that chain, the default)
   or ``"aligned"``: the chain's log-SNR moved by :class:`sdekit.sde.AlignedLogSNR` so the
-  per-mode SNR crossings under the noise fall where white noise's do; its knots, measured
+  per-mode SNR crossings under the noise fall where white noise's do (its ends pinned to
+  the linear chain's); its knots, measured
   from the training set by :func:`complete_from_data`, go into ``schedule_params``.
 - ``model``: :class:`sdekit.models.UNet` keyword arguments plus ``target``, what the net
   predicts (:mod:`sdekit.models.parameterization`): ``"whitened"`` ε (the paper's),
@@ -37,8 +38,9 @@ from ..models import (
     make_parameterization,
     whitened_data_std,
 )
+from ..sampling import GRIDS, resolve_sampler, transfer_grid
 from ..sde import NIVPSDE
-from ..sde.aligned import AlignedLogSNR, fourier_eigenvalues
+from ..sde.aligned import AlignedLogSNR, chain_log_snr, fourier_eigenvalues
 
 __all__ = [
     "event_shape",
@@ -46,6 +48,7 @@ __all__ = [
     "model_target",
     "build_sde",
     "complete_from_data",
+    "sampling_times",
     "build_model",
     "load_dataset",
     "train_config_kwargs",
@@ -126,13 +129,21 @@ def complete_from_data(cfg: dict, images) -> dict:
             cfg["noise_params"]["channel"] = (factor @ factor.T).tolist()
     if schedule_name(cfg) == "aligned" and not cfg.get("schedule_params"):
         cov = make_covariance(cfg["noise"], event_shape(cfg), **noise_params(cfg))
-        fit = AlignedLogSNR.fit(power_spectrum(x), fourier_eigenvalues(cov))
+        ends = chain_log_snr(_linear_betas(cfg))[[-1, 0]].tolist()
+        fit = AlignedLogSNR.fit(power_spectrum(x), fourier_eigenvalues(cov), log_snr_range=ends)
         cfg["schedule_params"] = fit.to_dict()
     if model_target(cfg) == "edm" and "sigma_data" not in cfg["model"]:
         cov = make_covariance(cfg["noise"], event_shape(cfg), **noise_params(cfg))
         sigma_data = whitened_data_std(power_spectrum(x), fourier_eigenvalues(cov))
         cfg["model"] = {**cfg["model"], "sigma_data": sigma_data}
     return cfg
+
+
+def _linear_betas(cfg: dict) -> torch.Tensor:
+    """DDPM's chain: β linear from ``beta_start`` to ``beta_end`` over ``num_timesteps``."""
+    return torch.linspace(
+        cfg["beta_start"], cfg["beta_end"], cfg["num_timesteps"], dtype=torch.float64
+    )
 
 
 def build_sde(cfg: dict) -> NIVPSDE:
@@ -143,12 +154,34 @@ def build_sde(cfg: dict) -> NIVPSDE:
             "complete_from_data(cfg, images) first"
         )
     cov = make_covariance(cfg["noise"], event_shape(cfg), **noise_params(cfg))
-    betas = torch.linspace(
-        cfg["beta_start"], cfg["beta_end"], cfg["num_timesteps"], dtype=torch.float64
-    )
+    betas = _linear_betas(cfg)
     if schedule_name(cfg) == "aligned":
         betas = AlignedLogSNR.from_dict(cfg["schedule_params"]).betas(betas)
     return NIVPSDE.from_betas(cov, betas)
+
+
+SAMPLING_GRIDS = ("auto", "own", "reference")
+
+
+def sampling_times(cfg: dict, sde: NIVPSDE, sampler: str, steps: int, grid: str = "auto"):
+    """The time grid to sample the run with: ``None`` (the sampler's own grid on the run's
+    chain), or, with ``grid="reference"`` (the default for an aligned schedule under
+    ``"auto"``), the sampler's own grid on DDPM's linear chain moved to the run's chain by
+    :func:`sdekit.sampling.transfer_grid` — the same noise levels, so a solver takes the
+    steps it takes on DDPM's chain (on exact scores it then samples exactly as well; on
+    the aligned chain's own grid DPM-Solver-2M's KL at 10 steps is 100× higher,
+    ``benchmarks/aligned_schedule_kl.py``)."""
+    if grid not in SAMPLING_GRIDS:
+        raise ValueError(f"grid must be one of {SAMPLING_GRIDS}, got {grid!r}")
+    if grid == "auto":
+        grid = "reference" if schedule_name(cfg) == "aligned" else "own"
+    if grid == "own":
+        return None
+    entry = resolve_sampler(sampler)
+    num = steps if entry.default_denoise else steps + 1
+    linear = NIVPSDE.from_betas(sde.covariance, _linear_betas(cfg))
+    times = GRIDS[entry.default_grid](linear, num, linear.default_eps)
+    return transfer_grid(times, linear, sde)
 
 
 def build_model(cfg: dict, sde: NIVPSDE) -> torch.nn.Module:

@@ -31,7 +31,7 @@ from ..metrics import (
 )
 from ..training import atomic_save, load_checkpoint
 from ..training.images import from_uint8, to_uint8
-from .config import load_dataset
+from .config import load_dataset, sampling_times, schedule_name
 from .runs import draw_samples, load_trained
 
 log = logging.getLogger(__name__)
@@ -68,35 +68,49 @@ def _features(extract, x: torch.Tensor, batch: int = 500) -> torch.Tensor:
 @dataclass(frozen=True)
 class EvalCell:
     """One evaluation cell: ``n`` samples of ``sampler`` with ``steps`` steps from the
-    sampling ``seed``, with the x̂₀ clamp ``clip_x0`` (``None``: off)."""
+    sampling ``seed``, with the x̂₀ clamp ``clip_x0`` (``None``: off), on the sampler's
+    ``"own"`` grid or the ``"reference"`` grid (:func:`sampling_times`)."""
 
     sampler: str
     steps: int
     n: int
     seed: int
     clip_x0: float | None
+    grid: str = "own"
 
     @property
     def file_name(self) -> str:
         clip = "noclip" if self.clip_x0 is None else f"clip{self.clip_x0:g}"
         sampler = self.sampler.replace(":", "-")
-        return f"{sampler}_{self.steps}steps_n{self.n}_seed{self.seed}_{clip}.pt"
+        grid = "" if self.grid == "own" else f"_{self.grid}grid"
+        return f"{sampler}_{self.steps}steps_n{self.n}_seed{self.seed}_{clip}{grid}.pt"
 
 
-def cell_path(run_dir, sampler: str, steps: int, n: int, seed: int, clip_x0) -> Path:
+def cell_path(
+    run_dir, sampler: str, steps: int, n: int, seed: int, clip_x0, grid: str = "own"
+) -> Path:
     """Where the 8-bit samples of one evaluation cell are stored."""
-    cell = EvalCell(sampler, steps, n, seed, clip_x0)
+    cell = EvalCell(sampler, steps, n, seed, clip_x0, grid)
     return Path(run_dir) / "evaluation" / "samples" / cell.file_name
 
 
-def _cell_samples(run_dir, sde, model, cell: EvalCell, device) -> dict:
+def _cell_samples(run_dir, cfg, sde, model, cell: EvalCell, device) -> dict:
     """The stored cell if present, else draw, store atomically and return it."""
     path = Path(run_dir) / "evaluation" / "samples" / cell.file_name
     if path.exists():
         return load_checkpoint(path)
     t0 = time.perf_counter()
+    times = sampling_times(cfg, sde, cell.sampler, cell.steps, cell.grid)
     x, info = draw_samples(
-        sde, model, cell.n, cell.sampler, cell.steps, cell.seed, device, cell.clip_x0
+        sde,
+        model,
+        cell.n,
+        cell.sampler,
+        cell.steps,
+        cell.seed,
+        device,
+        cell.clip_x0,
+        grid=times,
     )
     stored = {
         "images": to_uint8(x.cpu()),
@@ -106,6 +120,7 @@ def _cell_samples(run_dir, sde, model, cell: EvalCell, device) -> dict:
         "steps": cell.steps,
         "seed": cell.seed,
         "clip_x0": cell.clip_x0,
+        "grid": cell.grid,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_save(stored, path)
@@ -124,13 +139,16 @@ def evaluate_run(
     name: str = "evaluation",
     n_boot: int = 200,
     progress: bool = True,
+    grid: str = "auto",
 ):
     """Score every (sampler, steps) cell and, when ``bpd_n > 0``, the test-set bits/dim of
     the first ``bpd_n`` test images (probability-flow ODE, Hutchinson trace).
 
     Writes ``run_dir/<name>.json`` (rows with sampler, steps, NFE, sampling seconds, FID,
     ``fid_sd`` (bootstrap standard deviation, ``n_boot`` resamples), precision, recall,
-    log-spectrum RMSE) and ``run_dir/<name>.md``; returns the JSON summary.
+    log-spectrum RMSE) and ``run_dir/<name>.md``; returns the JSON summary. ``grid``:
+    ``"auto"`` (DDPM's noise levels for an aligned schedule, else the sampler's own grid),
+    ``"own"`` or ``"reference"`` (:func:`~sdekit.experiments.config.sampling_times`).
     """
     from ..likelihood import bits_per_dim
 
@@ -146,10 +164,12 @@ def evaluate_run(
         ref_stats = FeatureStats(ref_feats.shape[1])
         ref_stats.update(ref_feats)
     rows = []
-    cells = [EvalCell(s, k, n, seed, clip_x0) for s in samplers for k in steps_list]
+    if grid == "auto":
+        grid = "reference" if schedule_name(cfg) == "aligned" else "own"
+    cells = [EvalCell(s, k, n, seed, clip_x0, grid) for s in samplers for k in steps_list]
     bar = progress_bar(progress, total=len(cells), desc="evaluate")
     for cell in cells:
-        stored = _cell_samples(run_dir, sde, model, cell, device)
+        stored = _cell_samples(run_dir, cfg, sde, model, cell, device)
         x = from_uint8(stored["images"])
         row = {
             "sampler": cell.sampler,
@@ -183,6 +203,7 @@ def evaluate_run(
         "samples_per_cell": n,
         "seed": seed,
         "clip_x0": clip_x0,
+        "grid": grid,
         "bootstrap_resamples": n_boot,
     }
     if bpd_n > 0:

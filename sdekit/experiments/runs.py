@@ -21,6 +21,7 @@ from .config import (
     build_sde,
     complete_from_data,
     load_dataset,
+    sampling_times,
     train_config_kwargs,
 )
 
@@ -113,12 +114,17 @@ def sample_run(
     out=None,
     progress: bool = False,
     clip_x0: float | None = 1.0,
+    grid: str = "auto",
 ):
     """Sample the EMA model; write a PNG grid and an ``.npz`` of uint8 images
     (``clip_x0=1``: the data live in [-1, 1], see :func:`sdekit.sample`). An existing grid
-    is never overwritten: the new one gets the next free suffix (``…-2.png``, ``-3`` …)."""
+    is never overwritten: the new one gets the next free suffix (``…-2.png``, ``-3`` …).
+    ``grid``: see :func:`~sdekit.experiments.config.sampling_times`."""
     cfg, sde, model = load_trained(run_dir, device)
-    x, info = draw_samples(sde, model, n, sampler, steps, seed, device, clip_x0, progress)
+    times = sampling_times(cfg, sde, sampler, steps, grid)
+    x, info = draw_samples(
+        sde, model, n, sampler, steps, seed, device, clip_x0, progress, grid=times
+    )
     out = (
         Path(out)
         if out

@@ -25,10 +25,11 @@ from .engine import (
     resolve_sampler,
     sample,
 )
-from .grids import GRIDS, karras, logsnr_uniform, time_quadratic, time_uniform
+from .grids import GRIDS, karras, logsnr_uniform, time_quadratic, time_uniform, transfer_grid
 from .optimize_grid import GridOptimization, optimize_grid
 
 __all__ = [
+    "transfer_grid",
     "sample",
     "available_samplers",
     "register_sampler",

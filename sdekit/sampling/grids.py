@@ -11,7 +11,14 @@ from torch import Tensor
 
 from ..sde import SDE
 
-__all__ = ["GRIDS", "time_uniform", "time_quadratic", "logsnr_uniform", "karras"]
+__all__ = [
+    "GRIDS",
+    "time_uniform",
+    "time_quadratic",
+    "logsnr_uniform",
+    "karras",
+    "transfer_grid",
+]
 
 
 def time_uniform(sde: SDE, num: int, eps: float) -> Tensor:
@@ -38,6 +45,26 @@ def karras(sde: SDE, num: int, eps: float, rho: float = 7.0) -> Tensor:
     ramp = torch.linspace(0, 1, num, dtype=torch.float64)
     s = (s_max ** (1 / rho) + ramp * (s_min ** (1 / rho) - s_max ** (1 / rho))) ** rho
     return _pin(sde.t_of_log_snr(-2 * torch.log(s)), sde.T, eps)
+
+
+def transfer_grid(times, source: SDE, target: SDE) -> Tensor:
+    """The times at which ``target``'s log-SNR equals ``source``'s at ``times``.
+
+    For VP SDEs the marginal at t, and so every step of every sampler here, depends on t
+    only through λ(t) = log(α²/σ²): a grid moved with this function makes a sampler on
+    ``target`` take exactly the steps it takes on ``source`` — e.g. DDPM's grid on a
+    chain from :class:`sdekit.AlignedLogSNR` (whose ends are pinned to DDPM's).
+    ``ValueError`` if a noise level lies outside ``target``'s range.
+    """
+    t = torch.as_tensor(times, dtype=torch.float64)
+    lam = source.log_snr(t)
+    lo, hi = target.log_snr(torch.tensor([target.T, 1e-300], dtype=torch.float64)).tolist()
+    if bool((lam < lo - 1e-9).any() or (lam > hi + 1e-9).any()):
+        raise ValueError(
+            f"the grid's log-SNRs {float(lam.min()):.3g} … {float(lam.max()):.3g} leave the "
+            f"target's range {lo:.3g} … {hi:.3g}"
+        )
+    return target.t_of_log_snr(lam.clamp(lo, hi)).clamp(0.0, target.T)
 
 
 def _pin(t: Tensor, T: float, eps: float) -> Tensor:

@@ -21,10 +21,10 @@ reference schedule ℓ_ref:
 
     g(Q_ref(q)) = Q_Σ(q),   Q_ref, Q_Σ the quantiles of c_k^ref = log(1/P_k), c_k = log(λ_k/P_k),
 
-interpolated monotonically (PCHIP) between ``num_knots`` quantiles and continued with
-slope 1 outside them, so the schedule's ends keep the reference's margins (at t = T the
-most persistent mode has the same SNR as under white noise). Everything comes from the
-data's power spectrum and Σ's eigenvalues; the chain's β follow from
+interpolated monotonically (PCHIP) between ``num_knots`` quantiles and pinned to the
+identity at the reference chain's end points (``log_snr_range``), so the aligned chain
+starts and ends at DDPM's log-SNRs and only redistributes the time in between. Everything
+comes from the data's power spectrum and Σ's eigenvalues; the chain's β follow from
 ᾱ_i = sigmoid(ℓ_new(t_i)) (:meth:`AlignedLogSNR.betas`), which
 :meth:`sdekit.NIVPSDE.from_betas` embeds exactly, so every sampler runs unchanged.
 """
@@ -129,6 +129,7 @@ class AlignedLogSNR:
         *,
         num_knots: int = 17,
         min_slope: float = 0.1,
+        log_snr_range: tuple[float, float] | None = None,
     ) -> AlignedLogSNR:
         """The map that moves the crossings under ``noise_variances`` λ to the times of
         the crossings under ``reference_noise_variances`` (white noise, 1, by default).
@@ -137,6 +138,13 @@ class AlignedLogSNR:
         Where Σ's crossings nearly coincide (noise shaped almost exactly like the data) the
         map would flatten; its slope is kept ≥ ``min_slope`` between knots, so the
         schedule stays strictly decreasing (every β > 0).
+
+        ``log_snr_range`` = (ℓ_min, ℓ_max), the reference chain's log-SNRs at t = T and
+        t = 1/N (:func:`chain_log_snr`), pins the map's ends: g(ℓ_min) = ℓ_min and
+        g(ℓ_max) = ℓ_max, so the aligned chain starts and ends where the reference does
+        (the same prior mismatch and the same final noise level) and only redistributes
+        the time in between. Without it the map continues with slope 1 beyond the
+        outer knots.
         """
         if num_knots < 2:
             raise ValueError(f"num_knots must be >= 2, got {num_knots}")
@@ -150,6 +158,15 @@ class AlignedLogSNR:
             ref[j] = max(ref[j], ref[j - 1] + 1e-6)
         for j in range(1, num_knots):
             new[j] = max(new[j], new[j - 1] + min_slope * (ref[j] - ref[j - 1]))
+        if log_snr_range is not None:
+            lo, hi = (float(v) for v in log_snr_range)
+            if not (lo < min(ref[0], new[0]) and hi > max(ref[-1], new[-1])):
+                raise ValueError(
+                    f"log_snr_range ({lo:.3g}, {hi:.3g}) must enclose every crossing "
+                    f"log-SNR (reference {ref[0]:.3g} … {ref[-1]:.3g}, "
+                    f"aligned {new[0]:.3g} … {new[-1]:.3g})"
+                )
+            ref, new = [lo, *ref, hi], [lo, *new, hi]
         return cls(tuple(ref), tuple(new))
 
     def __call__(self, log_snr) -> Tensor:

@@ -56,9 +56,10 @@ class MetricsLog:
 
 
 @torch.no_grad()
-def draw_samples(sde, model, n, sampler, steps, seed, device, clip_x0, progress=False):
+def draw_samples(sde, model, n, sampler, steps, seed, device, clip_x0, progress=False, grid=None):
     """``(x, info)``: ``n`` float32 samples of ``model`` from a generator seeded with
-    ``seed`` (the same samples for the same arguments), and the sampler's info."""
+    ``seed`` (the same samples for the same arguments), and the sampler's info; ``grid``:
+    as for :func:`sdekit.sample` (default: the sampler's own)."""
     g = torch.Generator(device).manual_seed(seed)
     return sample(
         sde,
@@ -72,6 +73,7 @@ def draw_samples(sde, model, n, sampler, steps, seed, device, clip_x0, progress=
         progress=progress,
         return_info=True,
         clip_x0=clip_x0,
+        grid=grid,
     )
 
 
