@@ -60,10 +60,31 @@ def noise_label(cfg: dict) -> str:
     return f"{cfg['noise']}{aligned}"
 
 
-def describe(run_dir: Path) -> dict:
+def merged_summary(run_dir: Path, names: list[str]) -> dict:
+    """The first summary among ``names`` (``<run>/<name>.json``) that exists, with the rows
+    of the later ones added where a (sampler, steps) cell is missing; all must score the
+    same number of samples from the same seed."""
+    found = [
+        json.loads((run_dir / f"{n}.json").read_text())
+        for n in names
+        if (run_dir / f"{n}.json").exists()
+    ]
+    if not found:
+        raise FileNotFoundError(f"{run_dir}: none of {', '.join(n + '.json' for n in names)}")
+    merged = dict(found[0], rows=list(found[0]["rows"]))
+    for other in found[1:]:
+        for key in ("samples_per_cell", "seed", "clip_x0"):
+            if other[key] != merged[key]:
+                raise ValueError(f"{run_dir}: summaries differ in {key}")
+        have = {(r["sampler"], r["steps"]) for r in merged["rows"]}
+        merged["rows"] += [r for r in other["rows"] if (r["sampler"], r["steps"]) not in have]
+    return merged
+
+
+def describe(run_dir: Path, names: list[str] = ("evaluation",)) -> dict:
     """Label, seed, config and evaluation summaries of one run."""
     cfg = json.loads((run_dir / "config.json").read_text())
-    summaries = {"main": json.loads((run_dir / "evaluation.json").read_text())}
+    summaries = {"main": merged_summary(run_dir, list(names))}
     if (run_dir / "subset.json").exists():
         summaries["subset"] = json.loads((run_dir / "subset.json").read_text())
     noise, seed = noise_label(cfg), cfg["train"].get("seed", 0)
@@ -312,15 +333,23 @@ def main(argv=None) -> Path:
         help="samplers, in table order",
     )
     p.add_argument("--grid-steps", type=int, default=100, help="ancestral steps of the grids")
+    p.add_argument(
+        "--summaries",
+        default="evaluation",
+        help="comma-separated evaluation names (--eval-name) whose cells are merged, "
+        "the first one's rows winning",
+    )
     args = p.parse_args(argv)
+    names = args.summaries.split(",")
     for run_dir in args.runs:
-        for name in ("config.json", "evaluation.json"):
-            if not (run_dir / name).exists():
-                p.error(
-                    f"{run_dir}/{name} not found; train and run "
-                    "`python recipes/fashion_mnist_nivp.py evaluate ...` first"
-                )
-    runs = [describe(d) for d in args.runs]
+        if not (run_dir / "config.json").exists() or not any(
+            (run_dir / f"{n}.json").exists() for n in names
+        ):
+            p.error(
+                f"{run_dir}: config.json or {names[0]}.json not found; train and run "
+                "`python recipes/fashion_mnist_nivp.py evaluate ...` first"
+            )
+    runs = [describe(d, names) for d in args.runs]
     models = [r["model"] for r in runs]
     if len(set(models)) != len(models):
         p.error(f"two runs share a (noise, seed) label: {models}")
@@ -344,6 +373,7 @@ def main(argv=None) -> Path:
             main_summary["samples_per_cell"],
             main_summary["seed"],
             main_summary["clip_x0"],
+            main_summary.get("grid", "own"),
         )
         if cell.exists():
             images = load_checkpoint(cell)["images"][:64]

@@ -115,7 +115,7 @@ def test_table1_report_names_the_missing_run(tmp_path, capsys):
     report = load("table1_fashion_mnist")
     with pytest.raises(SystemExit):
         report.main([str(tmp_path / "nope")])
-    assert "nope/config.json not found" in capsys.readouterr().err
+    assert "nope: config.json or evaluation.json not found" in capsys.readouterr().err
 
 
 def test_table1_report_refuses_two_runs_with_one_label(tmp_path, capsys):
@@ -124,3 +124,26 @@ def test_table1_report_refuses_two_runs_with_one_label(tmp_path, capsys):
     with pytest.raises(SystemExit):
         load("table1_fashion_mnist").main([str(tmp_path / "a"), str(tmp_path / "b")])
     assert "share a (noise, seed) label" in capsys.readouterr().err
+
+
+def test_table1_report_merges_staged_summaries(tmp_path):
+    pytest.importorskip("matplotlib")
+    run = tmp_path / "iso"
+    fake_run(run, fids=(10.0, 30.0), fid_sd=1.0, bpd=3.5, steps_per_s=2.0)
+    summary = json.loads((run / "evaluation.json").read_text())
+    (run / "evaluation.json").unlink()
+    first = dict(summary, rows=summary["rows"][:1])
+    second = dict(summary, rows=summary["rows"][:1] + summary["rows"][2:])
+    second["rows"][0] = dict(second["rows"][0], fid=99.0)  # the first name wins
+    (run / "stage1.json").write_text(json.dumps(first))
+    (run / "stage2.json").write_text(json.dumps(second))
+    out = tmp_path / "out"
+    load("table1_fashion_mnist").main(
+        [str(run), "--out", str(out), "--summaries", "evaluation,stage1,stage2"]
+    )
+    rows = [r for r in csv.DictReader(open(out / "table1.csv")) if r["table"] == "main"]
+    cells = {(r["sampler"], int(r["steps"])): float(r["fid"]) for r in rows}
+    assert cells == {("ancestral", 100): 10.0, ("ddim", 100): 12.0, ("ddim", 10): 36.0}
+    (run / "stage2.json").write_text(json.dumps(dict(second, samples_per_cell=4)))
+    with pytest.raises(ValueError, match="differ in samples_per_cell"):
+        load("table1_fashion_mnist").main([str(run), "--summaries", "stage1,stage2"])
