@@ -1,6 +1,6 @@
 """How well a trained run's noise prediction is calibrated across t (a diagnostic).
 
-    python recipes/eps_calibration.py runs/fmnist-iso-cpu runs/fmnist-gff-cpu
+    python recipes/eps_calibration.py runs/study/iso-s0 runs/study/gff-s0
 
 For each run: on the first ``--n`` test images, one x_t per image and t, the MSE of ε̂,
 and ratio = E⟨ε̂, ε⟩ / E‖ε̂‖², which is 1 for the exact E[ε | x_t] at every t
