@@ -60,6 +60,7 @@ PRESETS = {
             "attn_resolutions": [8],
             "dropout": 0.1,
             "groups": 8,
+            "target": "whitened",
         },
         "train": {
             "steps": 200,
