@@ -263,3 +263,10 @@ def test_sampling_times_follow_the_schedule():
     with pytest.raises(ValueError, match="grid must be one of"):
         sampling_times(cfg, sde, "ddim", 10, grid="logsnr")
     assert EvalCell("ddim", 10, 4, 0, 1.0, "reference").file_name.endswith("_referencegrid.pt")
+
+
+def test_chain_helpers_reject_bad_input():
+    with pytest.raises(ValueError, match="betas must be"):
+        chain_log_snr(torch.tensor([0.1, 1.5]))
+    with pytest.raises(ValueError, match="strictly decreasing"):
+        snr_crossing_times(torch.tensor([1.0, 2.0]), torch.tensor([0.0]))

@@ -154,6 +154,8 @@ def test_whitened_data_std_and_errors():
     expected = float((p / lam.expand(SHAPE)).mean().sqrt())
     assert whitened_data_std(p, lam) == pytest.approx(expected)
     assert whitened_data_std(p, 1.0) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="noise_variances > 0"):
+        whitened_data_std(p, 0.0)
     with pytest.raises(ValueError, match="unknown parameterization 'eps0'.*valid: eps"):
         make_parameterization("eps0")
     with pytest.raises(ValueError, match="sigma_data"):

@@ -251,6 +251,8 @@ def whitened_data_std(data_variances, noise_variances) -> float:
     :func:`sdekit.covariance.power_spectrum`) under noise eigenvalues λ."""
     p = torch.as_tensor(data_variances, dtype=torch.float64)
     lam = torch.as_tensor(noise_variances, dtype=torch.float64)
+    if not (bool((p >= 0).all()) and bool((lam > 0).all()) and p.numel() > 0):
+        raise ValueError("data_variances must be >= 0 and noise_variances > 0 (one per mode)")
     return float((p / lam).mean().sqrt())
 
 

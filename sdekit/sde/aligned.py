@@ -86,6 +86,10 @@ def crossing_log_snrs(data_variances, noise_variances) -> Tensor:
 def chain_log_snr(betas) -> Tensor:
     """ℓ_i = log(ᾱ_i / (1 - ᾱ_i)) of a DDPM chain, ᾱ_i = Π_{j≤i}(1 - β_j), i = 1..N."""
     b = torch.as_tensor(betas, dtype=F64)
+    if b.ndim != 1 or b.numel() == 0 or not bool(((b > 0) & (b < 1)).all()):
+        raise ValueError(
+            f"betas must be a non-empty 1-D sequence in (0, 1), got shape {tuple(b.shape)}"
+        )
     log_abar = torch.cumsum(torch.log1p(-b), 0)
     return log_abar - torch.log(-torch.expm1(log_abar))
 
@@ -95,6 +99,9 @@ def snr_crossing_times(log_snr_chain: Tensor, crossings: Tensor) -> Tensor:
     t_i = i/N, decreasing) passes each crossing log-SNR, by linear interpolation in ℓ;
     crossings above ℓ_1 give t ≤ 1/N, below ℓ_N give 1."""
     ell = torch.as_tensor(log_snr_chain, dtype=F64)
+    if ell.ndim != 1 or ell.numel() < 2 or not bool((torch.diff(ell) < 0).all()):
+        raise ValueError("log_snr_chain must be a 1-D, strictly decreasing sequence (t = i/N)")
+    crossings = torch.as_tensor(crossings, dtype=F64)
     n = ell.numel()
     t = torch.arange(1, n + 1, dtype=F64) / n
     # np.interp needs increasing x: reverse the (decreasing) chain
