@@ -6,7 +6,8 @@
 Reads what ``python recipes/fashion_mnist_nivp.py evaluate`` wrote into each run
 (``evaluation.json``; ``subset.json`` for cells on fewer samples where present) and labels
 each run from its ``config.json``: the noise (``isotropic``, ``gff``, ``data``), ``-aligned``
-for the aligned schedule, and the training seed. Writes into ``--out``:
+for the aligned schedule, ``-<target>`` for a target other than the whitened ε, and the
+training seed. Writes into ``--out``:
 
 - ``table1.csv``: one row per (model, table, sampler, steps): noise label, seed, NFE,
   samples, FID, its bootstrap sd, precision, recall, log-spectrum RMSE, sampling seconds;
@@ -55,9 +56,12 @@ REFERENCE = ("ancestral", 100)  # the cell every model is compared at
 
 
 def noise_label(cfg: dict) -> str:
-    """``isotropic``, ``gff``, ``data``, with ``-aligned`` for the aligned schedule."""
+    """``isotropic``, ``gff``, ``data``, with ``-aligned`` for the aligned schedule and
+    ``-<target>`` for a training target other than the paper's whitened ε (e.g.
+    ``gff-correlated``)."""
     aligned = "-aligned" if cfg.get("schedule", "linear") == "aligned" else ""
-    return f"{cfg['noise']}{aligned}"
+    target = cfg.get("model", {}).get("target", "whitened")
+    return f"{cfg['noise']}{aligned}" + ("" if target == "whitened" else f"-{target}")
 
 
 def merged_summary(run_dir: Path, names: list[str]) -> dict:

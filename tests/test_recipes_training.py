@@ -60,6 +60,9 @@ def test_fashion_mnist_recipe_train_resume_sample_evaluate(tmp_path):
     calibration = load("eps_calibration").main([str(run), "--n", "4"])
     assert [c["t"] for c in calibration] == [0.02, 0.1, 0.3, 0.6, 0.9, 1.0]
     assert all(c["mse"] >= 0 and c["energy"] > 0 for c in calibration)
+    bands = load("eps_calibration").main([str(run), "--n", "4", "--spectrum"])
+    assert [b["t"] for b in bands] == [0.02, 0.1, 0.3, 0.6, 0.9, 1.0]
+    assert all(len(b["band_ratio"]) >= 3 and min(b["band_ratio"]) > 0 for b in bands)
 
 
 def cifar_args(data_dir, tmp_path):
