@@ -49,9 +49,19 @@ SAMPLER_NAME = {
     "dpm_solver_2m": "DPM-Solver-2M",
     "dpmpp_2m": "DPM-Solver++(2M)",
     "dpmpp_2m_sde": "DPM-Solver++(2M) SDE",
+    "ddim+teleport": "DDIM + Gaussian teleport",
+    "dpm_solver_2m+teleport": "DPM-Solver-2M + Gaussian teleport",
 }
 #: samplers without injected noise: candidates for "best deterministic"
 DETERMINISTIC = ("ddim", "dpm_solver_2m", "dpm_solver_3m", "dpmpp_2m", "dpmpp_3m", "unipc")
+DETERMINISTIC += tuple(f"{s}+teleport" for s in DETERMINISTIC)
+
+
+def sampler_label(row: dict) -> str:
+    """The row's sampler, ``+teleport`` when it started with a GaussianTeleport."""
+    return row["sampler"] + ("+teleport" if row.get("teleport") is not None else "")
+
+
 REFERENCE = ("ancestral", 100)  # the cell every model is compared at
 
 
@@ -80,8 +90,8 @@ def merged_summary(run_dir: Path, names: list[str]) -> dict:
         for key in ("samples_per_cell", "seed", "clip_x0"):
             if other[key] != merged[key]:
                 raise ValueError(f"{run_dir}: summaries differ in {key}")
-        have = {(r["sampler"], r["steps"]) for r in merged["rows"]}
-        merged["rows"] += [r for r in other["rows"] if (r["sampler"], r["steps"]) not in have]
+        have = {(sampler_label(r), r["steps"]) for r in merged["rows"]}
+        merged["rows"] += [r for r in other["rows"] if (sampler_label(r), r["steps"]) not in have]
     return merged
 
 
@@ -125,6 +135,7 @@ def collect(runs: list[dict]) -> list[dict]:
                         "table": table,
                         "n": summary["samples_per_cell"],
                         **r,
+                        "sampler": sampler_label(r),
                     }
                 )
     return rows
@@ -333,7 +344,7 @@ def main(argv=None) -> Path:
     p.add_argument("--out", type=Path, default=Path("docs/results"), help="output folder")
     p.add_argument(
         "--samplers",
-        default="ancestral,ddim,dpm_solver_2m,dpmpp_2m_sde",
+        default="ancestral,ddim,dpm_solver_2m,dpmpp_2m_sde,ddim+teleport,dpm_solver_2m+teleport",
         help="samplers, in table order",
     )
     p.add_argument("--grid-steps", type=int, default=100, help="ancestral steps of the grids")
@@ -361,7 +372,7 @@ def main(argv=None) -> Path:
     rows = collect(runs)
     args.out.mkdir(parents=True, exist_ok=True)
     keys = ["model", "noise", "seed", "table", "sampler", "steps", "nfe", "n", "fid", "fid_sd"]
-    keys += ["precision", "recall", "log_spectrum_rmse", "seconds"]
+    keys += ["precision", "recall", "log_spectrum_rmse", "seconds", "teleport_time"]
     with open(args.out / "table1.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
         w.writeheader()

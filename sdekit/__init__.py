@@ -10,7 +10,7 @@ from .covariance import (
     KroneckerCovariance,
 )
 from .likelihood import bits_per_dim, log_likelihood
-from .sampling import available_samplers, optimize_grid, sample
+from .sampling import GaussianTeleport, available_samplers, optimize_grid, sample
 from .sde import (
     NIVESDE,
     NIVPSDE,
@@ -49,6 +49,7 @@ __all__ = [
     "sample",
     "available_samplers",
     "optimize_grid",
+    "GaussianTeleport",
     "log_likelihood",
     "bits_per_dim",
 ]

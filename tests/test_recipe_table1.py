@@ -147,3 +147,46 @@ def test_table1_report_merges_staged_summaries(tmp_path):
     (run / "stage2.json").write_text(json.dumps(dict(second, samples_per_cell=4)))
     with pytest.raises(ValueError, match="differ in samples_per_cell"):
         load("table1_fashion_mnist").main([str(run), "--summaries", "stage1,stage2"])
+
+
+def test_table1_report_keeps_teleported_cells_apart(tmp_path):
+    """Cells sampled after a GaussianTeleport are their own sampler (``+teleport``), merge
+    beside the plain cells of the same (sampler, steps) and count as deterministic; a
+    correlated-target run is labelled ``gff-correlated``."""
+    pytest.importorskip("matplotlib")
+    run = tmp_path / "gff"
+    fake_run(run, fids=(20.0, 40.0), fid_sd=1.0, bpd=3.4, steps_per_s=1.0, noise="gff")
+    cfg = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**cfg, "model": {"target": "correlated"}}))
+    tele = {
+        "rows": [
+            {
+                "sampler": "ddim",
+                "steps": 10,
+                "nfe": 10,
+                "seconds": 1.0,
+                "fid": 25.0,
+                "fid_sd": 1.0,
+                "precision": 0.5,
+                "recall": 0.5,
+                "log_spectrum_rmse": 0.1,
+                "teleport": 1.0,
+                "teleport_time": 0.45,
+            }
+        ],
+        "samples_per_cell": 8,
+        "seed": 0,
+        "clip_x0": 1.0,
+    }
+    (run / "teleport1.json").write_text(json.dumps(tele))
+    out = tmp_path / "out"
+    load("table1_fashion_mnist").main(
+        [str(run), "--out", str(out), "--summaries", "evaluation,teleport1"]
+    )
+    rows = list(csv.DictReader(open(out / "table1.csv")))
+    cells = {(r["sampler"], r["steps"]): r for r in rows if r["table"] == "main"}
+    assert cells[("ddim", "10")]["fid"] == "48.0"  # the plain cell is kept
+    assert cells[("ddim+teleport", "10")]["teleport_time"] == "0.45"
+    md = (out / "table1.md").read_text()
+    assert "| DDIM + Gaussian teleport | 10 | – | – | 25.0 ± 1.0 |" in md
+    assert "| gff-correlated s0 | 20.0 ± 1.0 | 25.0 ± 1.0 (ddim+teleport, 10) | 1.25 | yes |" in md

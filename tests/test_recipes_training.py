@@ -60,6 +60,22 @@ def test_fashion_mnist_recipe_train_resume_sample_evaluate(tmp_path):
     calibration = load("eps_calibration").main([str(run), "--n", "4"])
     assert [c["t"] for c in calibration] == [0.02, 0.1, 0.3, 0.6, 0.9, 1.0]
     assert all(c["mse"] >= 0 and c["energy"] > 0 for c in calibration)
+    # evaluation after a Gaussian teleport: its own cells, hand-over time recorded
+    tele = ["--teleport-snr", "1", "--eval-name", "tp", "--eval-n", "4"]
+    assert (
+        r.run_recipe(
+            "t",
+            r.PRESETS,
+            "fashion_mnist",
+            ["evaluate", *args, "--eval-steps", "3", "--eval-samplers", "ddim", *tele],
+        )
+        == 0
+    )
+    row = json.loads((run / "tp.json").read_text())["rows"][0]
+    assert row["teleport"] == 1.0 and 0 < row["teleport_time"] < 1 and row["nfe"] == 3
+    assert list((run / "evaluation" / "samples").glob("ddim_3steps_n4_seed0_clip1_teleport1.pt"))
+    with pytest.raises(SystemExit):  # argparse: "expected a finite number > 0"
+        r.run_recipe("t", r.PRESETS, "fashion_mnist", ["evaluate", *args, "--teleport-snr", "0"])
     bands = load("eps_calibration").main([str(run), "--n", "4", "--spectrum"])
     assert [b["t"] for b in bands] == [0.02, 0.1, 0.3, 0.6, 0.9, 1.0]
     assert all(len(b["band_ratio"]) >= 3 and min(b["band_ratio"]) > 0 for b in bands)

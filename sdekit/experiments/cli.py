@@ -251,6 +251,14 @@ def build_parser(description: str, presets: dict, preset: str | None = None):
         "schedule, own otherwise",
     )
     p.add_argument(
+        "--teleport-snr",
+        type=positive_float,
+        default=None,
+        help="'sample' and 'evaluate': start with the closed-form flow of the training set's "
+        "Gaussian approximation (GaussianTeleport) and hand over to the model where the "
+        "largest whitened mode reaches this SNR (e.g. 1); default: sample from T",
+    )
+    p.add_argument(
         "--eval-samplers",
         type=sampler_list,
         default="ancestral,ddim,dpmpp_2m",
@@ -346,6 +354,7 @@ def run_recipe(description: str, presets: dict, dataset: str, argv=None) -> int:
                 device=args.device,
                 progress=not args.no_progress,
                 clip_x0=args.clip_x0 or None,
+                teleport=args.teleport_snr,
             )
             print(f"wrote {png} ({info.nfe} model evaluations per image)")
         if args.command == "evaluate":
@@ -359,6 +368,7 @@ def run_recipe(description: str, presets: dict, dataset: str, argv=None) -> int:
                 bpd_n=args.eval_bpd_n,
                 seed=args.eval_seed,
                 grid=args.sampling_grid,
+                teleport=args.teleport_snr,
                 name=args.eval_name,
                 progress=not args.no_progress,
             )

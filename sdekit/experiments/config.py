@@ -163,14 +163,18 @@ def build_sde(cfg: dict) -> NIVPSDE:
 SAMPLING_GRIDS = ("auto", "own", "reference")
 
 
-def sampling_times(cfg: dict, sde: NIVPSDE, sampler: str, steps: int, grid: str = "auto"):
+def sampling_times(
+    cfg: dict, sde: NIVPSDE, sampler: str, steps: int, grid: str = "auto", start=None
+):
     """The time grid to sample the run with: ``None`` (the sampler's own grid on the run's
     chain), or, with ``grid="reference"`` (the default for an aligned schedule under
     ``"auto"``), the sampler's own grid on DDPM's linear chain moved to the run's chain by
     :func:`sdekit.sampling.transfer_grid` — the same noise levels, so a solver takes the
     steps it takes on DDPM's chain (on exact scores it then samples exactly as well; on
     the aligned chain's own grid DPM-Solver-2M's KL at 10 steps is 100× higher,
-    ``benchmarks/aligned_schedule_kl.py``)."""
+    ``benchmarks/aligned_schedule_kl.py``). ``start``: the grid's first time on the run's
+    chain (a :class:`~sdekit.sampling.GaussianTeleport`'s hand-over time; default T); the
+    reference grid then starts at DDPM's time of the same log-SNR."""
     if grid not in SAMPLING_GRIDS:
         raise ValueError(f"grid must be one of {SAMPLING_GRIDS}, got {grid!r}")
     if grid == "auto":
@@ -180,8 +184,16 @@ def sampling_times(cfg: dict, sde: NIVPSDE, sampler: str, steps: int, grid: str 
     entry = resolve_sampler(sampler)
     num = steps if entry.default_denoise else steps + 1
     linear = NIVPSDE.from_betas(sde.covariance, _linear_betas(cfg))
-    times = GRIDS[entry.default_grid](linear, num, linear.default_eps)
-    return transfer_grid(times, linear, sde)
+    linear_start = None
+    if start is not None:
+        lam = sde.log_snr(torch.tensor(float(start)))
+        linear_start = min(float(linear.t_of_log_snr(lam)), linear.T)
+    times = transfer_grid(
+        GRIDS[entry.default_grid](linear, num, linear.default_eps, start=linear_start), linear, sde
+    )
+    if start is not None:
+        times[0] = float(start)  # exactly the hand-over time (the maps round-trip to rounding)
+    return times
 
 
 def build_model(cfg: dict, sde: NIVPSDE) -> torch.nn.Module:

@@ -32,7 +32,7 @@ from ..metrics import (
 from ..training import atomic_save, load_checkpoint
 from ..training.images import from_uint8, to_uint8
 from .config import load_dataset, sampling_times, schedule_name
-from .runs import draw_samples, load_trained
+from .runs import draw_samples, fit_teleport, load_trained
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,9 @@ def _features(extract, x: torch.Tensor, batch: int = 500) -> torch.Tensor:
 class EvalCell:
     """One evaluation cell: ``n`` samples of ``sampler`` with ``steps`` steps from the
     sampling ``seed``, with the x̂₀ clamp ``clip_x0`` (``None``: off), on the sampler's
-    ``"own"`` grid or the ``"reference"`` grid (:func:`sampling_times`)."""
+    ``"own"`` grid or the ``"reference"`` grid (:func:`sampling_times`), from T or, with
+    ``teleport`` = a max SNR, after a :class:`~sdekit.sampling.GaussianTeleport` fitted to
+    the training set with that hand-over SNR."""
 
     sampler: str
     steps: int
@@ -77,30 +79,46 @@ class EvalCell:
     seed: int
     clip_x0: float | None
     grid: str = "own"
+    teleport: float | None = None
 
     @property
     def file_name(self) -> str:
         clip = "noclip" if self.clip_x0 is None else f"clip{self.clip_x0:g}"
         sampler = self.sampler.replace(":", "-")
         grid = "" if self.grid == "own" else f"_{self.grid}grid"
-        return f"{sampler}_{self.steps}steps_n{self.n}_seed{self.seed}_{clip}{grid}.pt"
+        jump = "" if self.teleport is None else f"_teleport{self.teleport:g}"
+        return f"{sampler}_{self.steps}steps_n{self.n}_seed{self.seed}_{clip}{grid}{jump}.pt"
 
 
 def cell_path(
-    run_dir, sampler: str, steps: int, n: int, seed: int, clip_x0, grid: str = "own"
+    run_dir,
+    sampler: str,
+    steps: int,
+    n: int,
+    seed: int,
+    clip_x0,
+    grid: str = "own",
+    teleport: float | None = None,
 ) -> Path:
     """Where the 8-bit samples of one evaluation cell are stored."""
-    cell = EvalCell(sampler, steps, n, seed, clip_x0, grid)
+    cell = EvalCell(sampler, steps, n, seed, clip_x0, grid, teleport)
     return Path(run_dir) / "evaluation" / "samples" / cell.file_name
 
 
-def _cell_samples(run_dir, cfg, sde, model, cell: EvalCell, device) -> dict:
-    """The stored cell if present, else draw, store atomically and return it."""
+def _cell_samples(run_dir, cfg, sde, model, cell: EvalCell, device, teleports: dict) -> dict:
+    """The stored cell if present, else draw, store atomically and return it.
+    ``teleports`` caches one :class:`GaussianTeleport` per max SNR."""
     path = Path(run_dir) / "evaluation" / "samples" / cell.file_name
     if path.exists():
         return load_checkpoint(path)
     t0 = time.perf_counter()
-    times = sampling_times(cfg, sde, cell.sampler, cell.steps, cell.grid)
+    jump = None
+    if cell.teleport is not None:
+        if cell.teleport not in teleports:
+            teleports[cell.teleport] = fit_teleport(cfg, sde, cell.teleport)
+        jump = teleports[cell.teleport]
+    start = None if jump is None else jump.time
+    times = sampling_times(cfg, sde, cell.sampler, cell.steps, cell.grid, start)
     x, info = draw_samples(
         sde,
         model,
@@ -111,6 +129,7 @@ def _cell_samples(run_dir, cfg, sde, model, cell: EvalCell, device) -> dict:
         device,
         cell.clip_x0,
         grid=times,
+        teleport=jump,
     )
     stored = {
         "images": to_uint8(x.cpu()),
@@ -121,6 +140,8 @@ def _cell_samples(run_dir, cfg, sde, model, cell: EvalCell, device) -> dict:
         "seed": cell.seed,
         "clip_x0": cell.clip_x0,
         "grid": cell.grid,
+        "teleport": cell.teleport,
+        "teleport_time": start,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_save(stored, path)
@@ -140,6 +161,7 @@ def evaluate_run(
     n_boot: int = 200,
     progress: bool = True,
     grid: str = "auto",
+    teleport: float | None = None,
 ):
     """Score every (sampler, steps) cell and, when ``bpd_n > 0``, the test-set bits/dim of
     the first ``bpd_n`` test images (probability-flow ODE, Hutchinson trace).
@@ -149,6 +171,9 @@ def evaluate_run(
     log-spectrum RMSE) and ``run_dir/<name>.md``; returns the JSON summary. ``grid``:
     ``"auto"`` (DDPM's noise levels for an aligned schedule, else the sampler's own grid),
     ``"own"`` or ``"reference"`` (:func:`~sdekit.experiments.config.sampling_times`).
+    ``teleport``: a max SNR: every cell starts with a
+    :class:`~sdekit.sampling.GaussianTeleport` of the training set's mean and covariance,
+    handing over to the model where the largest whitened mode reaches that SNR.
     """
     from ..likelihood import bits_per_dim
 
@@ -166,10 +191,17 @@ def evaluate_run(
     rows = []
     if grid == "auto":
         grid = "reference" if schedule_name(cfg) == "aligned" else "own"
-    cells = [EvalCell(s, k, n, seed, clip_x0, grid) for s in samplers for k in steps_list]
+    if teleport is not None and not float(teleport) > 0:
+        raise ValueError(f"teleport (a max SNR) must be > 0, got {teleport}")  # before any work
+    cells = [
+        EvalCell(s, k, n, seed, clip_x0, grid, None if teleport is None else float(teleport))
+        for s in samplers
+        for k in steps_list
+    ]
+    teleports: dict = {}
     bar = progress_bar(progress, total=len(cells), desc="evaluate")
     for cell in cells:
-        stored = _cell_samples(run_dir, cfg, sde, model, cell, device)
+        stored = _cell_samples(run_dir, cfg, sde, model, cell, device, teleports)
         x = from_uint8(stored["images"])
         row = {
             "sampler": cell.sampler,
@@ -178,6 +210,8 @@ def evaluate_run(
             "seconds": stored["seconds"],
             "log_spectrum_rmse": round(log_spectrum_distance(x, ref[:2000]), 4),
         }
+        if cell.teleport is not None:
+            row.update(teleport=cell.teleport, teleport_time=stored.get("teleport_time"))
         if extract is not None:
             feats = _features(extract, x)
             stats = FeatureStats(feats.shape[1])
@@ -204,6 +238,7 @@ def evaluate_run(
         "seed": seed,
         "clip_x0": clip_x0,
         "grid": grid,
+        "teleport": teleport,
         "bootstrap_resamples": n_boot,
     }
     if bpd_n > 0:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from ..sampling import GaussianTeleport
 from ..training import TrainConfig, Trainer, load_checkpoint, load_state_strict
 from ..training.images import save_image_grid, to_uint8
 from ..training.run_log import draw_samples
@@ -104,6 +105,18 @@ def load_trained(run_dir, device="cpu"):
 
 
 @torch.no_grad()
+def fit_teleport(cfg: dict, sde, max_snr: float) -> GaussianTeleport:
+    """A :class:`~sdekit.sampling.GaussianTeleport` for the run: the training set's mean
+    image and covariance, handing over where the largest whitened mode reaches ``max_snr``."""
+    max_snr = float(max_snr)
+    if not max_snr > 0:
+        raise ValueError(f"teleport (a max SNR) must be > 0, got {max_snr}")
+    train = load_dataset(cfg, train=True)
+    jump = GaussianTeleport.from_data(sde, train.batch(torch.arange(len(train))), max_snr)
+    log.info("%r", jump)
+    return jump
+
+
 def sample_run(
     run_dir,
     n: int = 64,
@@ -115,15 +128,18 @@ def sample_run(
     progress: bool = False,
     clip_x0: float | None = 1.0,
     grid: str = "auto",
+    teleport: float | None = None,
 ):
     """Sample the EMA model; write a PNG grid and an ``.npz`` of uint8 images
     (``clip_x0=1``: the data live in [-1, 1], see :func:`sdekit.sample`). An existing grid
     is never overwritten: the new one gets the next free suffix (``…-2.png``, ``-3`` …).
-    ``grid``: see :func:`~sdekit.experiments.config.sampling_times`."""
+    ``grid``: see :func:`~sdekit.experiments.config.sampling_times`; ``teleport``: a max
+    SNR for :func:`fit_teleport` (default: none, sample from T)."""
     cfg, sde, model = load_trained(run_dir, device)
-    times = sampling_times(cfg, sde, sampler, steps, grid)
+    jump = None if teleport is None else fit_teleport(cfg, sde, teleport)
+    times = sampling_times(cfg, sde, sampler, steps, grid, None if jump is None else jump.time)
     x, info = draw_samples(
-        sde, model, n, sampler, steps, seed, device, clip_x0, progress, grid=times
+        sde, model, n, sampler, steps, seed, device, clip_x0, progress, grid=times, teleport=jump
     )
     out = (
         Path(out)

@@ -27,6 +27,7 @@ from .engine import (
 )
 from .grids import GRIDS, karras, logsnr_uniform, time_quadratic, time_uniform, transfer_grid
 from .optimize_grid import GridOptimization, optimize_grid
+from .teleport import GaussianTeleport
 
 __all__ = [
     "transfer_grid",
@@ -47,4 +48,5 @@ __all__ = [
     "time_quadratic",
     "optimize_grid",
     "GridOptimization",
+    "GaussianTeleport",
 ]

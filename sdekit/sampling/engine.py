@@ -199,12 +199,19 @@ class _ClippedModel:
         return self.sde.x0_to_eps(x0, x, tvec)
 
 
-def _make_grid(sde: SDE, grid, steps: int, eps: float, denoise: bool, default: str) -> Grid:
+def _make_grid(
+    sde: SDE, grid, steps: int, eps: float, denoise: bool, default: str, start=None
+) -> Grid:
     if isinstance(grid, Tensor) or (grid is not None and not isinstance(grid, str)):
         t = torch.as_tensor(grid, dtype=torch.float64).flatten()
         if t.numel() < 1:
             raise ValueError("grid must contain at least one time")
         sde.check_time(t, "grid")
+        if start is not None and abs(float(t[0]) - start) > 1e-9:
+            raise ValueError(
+                f"an explicit grid must start where the teleport hands over "
+                f"(t = {start:.6g}), got grid[0] = {float(t[0]):.6g}"
+            )
         if t.numel() > 1 and not bool((t[1:] < t[:-1]).all()):
             raise ValueError("grid must be strictly decreasing (from T towards 0)")
         sigma_last = sde.marginal(t[-1:])[1]
@@ -217,7 +224,7 @@ def _make_grid(sde: SDE, grid, steps: int, eps: float, denoise: bool, default: s
     if name not in GRIDS:
         raise ValueError(f"unknown grid {name!r}; valid grids: {', '.join(GRIDS)} or a tensor")
     num = steps if denoise else steps + 1
-    return Grid.from_times(sde, GRIDS[name](sde, num, eps), denoise)
+    return Grid.from_times(sde, GRIDS[name](sde, num, eps, start=start), denoise)
 
 
 def sample(
@@ -237,6 +244,7 @@ def sample(
     clip_x0: float | None = None,
     dtype: torch.dtype | None = None,
     device=None,
+    teleport=None,
     **options,
 ):
     """Draw x₀ by integrating the reverse SDE / probability-flow ODE of ``sde``.
@@ -267,6 +275,10 @@ def sample(
       [-c, c] at every evaluation and use the ε̂ consistent with it (DDPM's
       ``clip_denoised``, diffusers' ``clip_sample``); robust for images.
     - ``dtype`` / ``device``: for the prior draw when the covariance holds no tensors.
+    - ``teleport``: a :class:`~sdekit.sampling.GaussianTeleport`: x_T is first carried to
+      its hand-over time t_s in closed form along the PF ODE of the data's Gaussian
+      approximation (no model call), and the sampler's grid (``steps`` model calls) runs
+      from t_s instead of T; an explicit ``grid`` must start at t_s.
     - ``**options``: sampler options (e.g. ``eta`` for DDIM, ``snr`` for PC,
       ``rtol``/``atol`` for adaptive torchdiffeq methods).
 
@@ -292,7 +304,15 @@ def sample(
             raise ValueError(f"n={n} disagrees with x_T's batch size {x_T.shape[0]}")
         x = x_T
     denoise = entry.default_denoise if denoise is None else bool(denoise)
-    g = _make_grid(sde, grid, steps, eps, denoise, entry.default_grid)
+    start = None
+    if teleport is not None:
+        if teleport.sde is not sde:
+            raise ValueError("teleport was built for another SDE than the one sampled")
+        start = teleport.time
+        if not (eps < start):
+            raise ValueError(f"the teleport's hand-over time {start:.6g} is not above eps={eps}")
+        x = teleport(x)
+    g = _make_grid(sde, grid, steps, eps, denoise, entry.default_grid, start)
 
     total = None if entry.evals_per_step is None else entry.evals_per_step * g.num_intervals
     bar = progress_bar(

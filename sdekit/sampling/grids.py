@@ -1,7 +1,9 @@
-"""Time grids for samplers: decreasing times from T to eps.
+"""Time grids for samplers: decreasing times from T (or a later ``start``) to eps.
 
 Each grid is uniform in some function of t: t itself, the log-SNR λ(t), or the
-EDM noise level σ̃ = σ_t/α_t = exp(-λ/2) raised to 1/ρ (Karras et al. 2022).
+EDM noise level σ̃ = σ_t/α_t = exp(-λ/2) raised to 1/ρ (Karras et al. 2022). ``start``
+(default T) begins the grid later, e.g. where a :class:`~sdekit.sampling.GaussianTeleport`
+hands over to the model.
 """
 
 from __future__ import annotations
@@ -21,30 +23,43 @@ __all__ = [
 ]
 
 
-def time_uniform(sde: SDE, num: int, eps: float) -> Tensor:
-    """t_i uniform from T to eps."""
-    return torch.linspace(sde.T, eps, num, dtype=torch.float64)
+def _start(sde: SDE, start: float | None, eps: float) -> float:
+    """The grid's first time: T, or ``start`` in (eps, T]."""
+    if start is None:
+        return sde.T
+    start = float(start)
+    if not (eps < start <= sde.T):
+        raise ValueError(f"start must lie in (eps={eps:g}, T={sde.T:g}], got {start:g}")
+    return start
 
 
-def logsnr_uniform(sde: SDE, num: int, eps: float) -> Tensor:
-    """λ(t_i) uniform from λ(T) to λ(eps) (DPM-Solver's default)."""
-    lo, hi = sde.log_snr(torch.tensor([sde.T, eps], dtype=torch.float64))
-    return _pin(sde.t_of_log_snr(torch.linspace(lo, hi, num, dtype=torch.float64)), sde.T, eps)
+def time_uniform(sde: SDE, num: int, eps: float, start: float | None = None) -> Tensor:
+    """t_i uniform from T (or ``start``) to eps."""
+    return torch.linspace(_start(sde, start, eps), eps, num, dtype=torch.float64)
 
 
-def time_quadratic(sde: SDE, num: int, eps: float) -> Tensor:
-    """√t_i uniform from √T to √eps (DPM-Solver's "time_quadratic" steps for VP models):
-    small steps near the data, where the solution bends."""
-    return torch.linspace(sde.T**0.5, eps**0.5, num, dtype=torch.float64).square().clamp(eps, sde.T)
+def logsnr_uniform(sde: SDE, num: int, eps: float, start: float | None = None) -> Tensor:
+    """λ(t_i) uniform from λ(T) (or λ(start)) to λ(eps) (DPM-Solver's default)."""
+    t0 = _start(sde, start, eps)
+    lo, hi = sde.log_snr(torch.tensor([t0, eps], dtype=torch.float64))
+    return _pin(sde.t_of_log_snr(torch.linspace(lo, hi, num, dtype=torch.float64)), t0, eps)
 
 
-def karras(sde: SDE, num: int, eps: float, rho: float = 7.0) -> Tensor:
+def time_quadratic(sde: SDE, num: int, eps: float, start: float | None = None) -> Tensor:
+    """√t_i uniform from √T (or √start) to √eps (DPM-Solver's "time_quadratic" steps for VP
+    models): small steps near the data, where the solution bends."""
+    t0 = _start(sde, start, eps)
+    return torch.linspace(t0**0.5, eps**0.5, num, dtype=torch.float64).square().clamp(eps, t0)
+
+
+def karras(sde: SDE, num: int, eps: float, start: float | None = None, rho: float = 7.0) -> Tensor:
     """σ̃_i^(1/ρ) uniform, σ̃ = exp(-λ/2) (EDM's schedule, ρ = 7)."""
-    lam = sde.log_snr(torch.tensor([sde.T, eps], dtype=torch.float64))
+    t0 = _start(sde, start, eps)
+    lam = sde.log_snr(torch.tensor([t0, eps], dtype=torch.float64))
     s_max, s_min = torch.exp(-0.5 * lam)
     ramp = torch.linspace(0, 1, num, dtype=torch.float64)
     s = (s_max ** (1 / rho) + ramp * (s_min ** (1 / rho) - s_max ** (1 / rho))) ** rho
-    return _pin(sde.t_of_log_snr(-2 * torch.log(s)), sde.T, eps)
+    return _pin(sde.t_of_log_snr(-2 * torch.log(s)), t0, eps)
 
 
 def transfer_grid(times, source: SDE, target: SDE) -> Tensor:

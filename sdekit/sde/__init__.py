@@ -8,6 +8,7 @@ from .aligned import (
     snr_crossing_times,
 )
 from .base import SDE, DiscreteChain, ReverseProcess, as_time, expand_to
+from .gaussian_oracle import GaussianOracle
 from .parameterization import eps_from_score, eps_from_v, eps_from_x0
 from .schedules import CosineSchedule, DiscreteSchedule, LinearSchedule, VPSchedule
 from .ve import NIVESDE, VESDE
@@ -37,4 +38,5 @@ __all__ = [
     "crossing_log_snrs",
     "fourier_eigenvalues",
     "snr_crossing_times",
+    "GaussianOracle",
 ]

@@ -1,7 +1,7 @@
 """Tools for testing samplers and models: the analytic Gaussian oracle and the exact,
 floor-free score of a deterministic sampler configuration."""
 
-from .gaussian_oracle import GaussianOracle
+from ..sde.gaussian_oracle import GaussianOracle
 from .solver_score import (
     DEFAULT_SPECTRA,
     SolverScore,

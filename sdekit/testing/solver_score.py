@@ -31,7 +31,7 @@ from ..covariance import CovarianceOperator, FourierCovariance, GFFCovariance
 from ..covariance.gff import gff_eigenvalues
 from ..sampling import sample
 from ..sde import NIVPSDE, SDE
-from .gaussian_oracle import GaussianOracle
+from ..sde.gaussian_oracle import GaussianOracle
 
 __all__ = [
     "DEFAULT_SPECTRA",

@@ -56,10 +56,12 @@ class MetricsLog:
 
 
 @torch.no_grad()
-def draw_samples(sde, model, n, sampler, steps, seed, device, clip_x0, progress=False, grid=None):
+def draw_samples(
+    sde, model, n, sampler, steps, seed, device, clip_x0, progress=False, grid=None, teleport=None
+):
     """``(x, info)``: ``n`` float32 samples of ``model`` from a generator seeded with
-    ``seed`` (the same samples for the same arguments), and the sampler's info; ``grid``:
-    as for :func:`sdekit.sample` (default: the sampler's own)."""
+    ``seed`` (the same samples for the same arguments), and the sampler's info; ``grid``
+    and ``teleport``: as for :func:`sdekit.sample` (default: the sampler's own grid from T)."""
     g = torch.Generator(device).manual_seed(seed)
     return sample(
         sde,
@@ -74,6 +76,7 @@ def draw_samples(sde, model, n, sampler, steps, seed, device, clip_x0, progress=
         return_info=True,
         clip_x0=clip_x0,
         grid=grid,
+        teleport=teleport,
     )
 
 

@@ -34,7 +34,7 @@ from ..covariance import (
     FourierCovariance,
     IdentityCovariance,
 )
-from ..sde import SDE, as_time
+from .base import SDE, as_time
 
 __all__ = ["GaussianOracle"]
 
