@@ -7,7 +7,10 @@
 * group "torchsde vs native": ``torchsde:euler`` against the native
   ``euler_maruyama`` loop, 100 steps, same cheap model (target ratio ≤ 1.3);
 * group "NI vs isotropic": ``dpmpp_2m`` and ``ancestral``, 20 steps, with the same
-  small convolutional network, GFF vs Identity noise (target ratio ≤ 1.05).
+  small convolutional network, GFF vs Identity noise (target ratio ≤ 1.05);
+* group "teleport vs one model call": a :class:`~sdekit.GaussianTeleport` jump (dense
+  covariance, d = 3072, and stationary Fourier covariance) against one call of the small
+  network — the jump replaces model calls, so it should cost less than one.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sdekit import NIVPSDE, GFFCovariance, IdentityCovariance, sample
+from sdekit import NIVPSDE, GaussianTeleport, GFFCovariance, IdentityCovariance, sample
 
 SHAPE = (3, 32, 32)
 BATCH = 64
@@ -122,3 +125,25 @@ def test_ni_vs_isotropic(benchmark, gff_sde, iso_sde, convnet, x_T, noise, name)
         rounds=3,
         warmup_rounds=1,
     )
+
+
+@pytest.fixture(scope="module")
+def teleports(gff_sde):
+    """Dense and stationary jumps fitted to 4000 smooth random images (d = 3072)."""
+    g = torch.Generator().manual_seed(2)
+    images = GFFCovariance(SHAPE, alpha=1.5).sample(4000, generator=g)
+    dense = GaussianTeleport.from_data(gff_sde, images)
+    fourier = GaussianTeleport(gff_sde, images.mean(0), GFFCovariance(SHAPE, alpha=1.5))
+    return {"dense": dense, "fourier": fourier}
+
+
+@pytest.mark.parametrize("what", ["teleport dense", "teleport fourier", "one model call"])
+def test_teleport_vs_one_model_call(benchmark, gff_sde, convnet, teleports, x_T, what):
+    benchmark.group = "teleport vs one model call (batch 64, (3, 32, 32))"
+    t = torch.full((BATCH,), 0.5)
+    fn = (
+        (lambda: convnet(x_T, t))
+        if what == "one model call"
+        else (lambda: teleports[what.split()[1]](x_T))
+    )
+    benchmark.pedantic(fn, rounds=5, warmup_rounds=1)
