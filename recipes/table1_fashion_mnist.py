@@ -301,9 +301,15 @@ def plot(rows, samplers, runs, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     present = [s for s in samplers if any(r["sampler"] == s for r in rows)]
-    fig, axes = plt.subplots(
-        1, len(present) + 1, figsize=(3.6 * (len(present) + 1), 3.8), layout="constrained"
+    panels = len(present) + 1
+    cols = min(panels, 4)
+    nrows = math.ceil(panels / cols)
+    fig, grid = plt.subplots(
+        nrows, cols, figsize=(3.6 * cols, 3.6 * nrows), layout="constrained", squeeze=False
     )
+    for ax in grid.flat[panels:]:
+        ax.set_visible(False)
+    axes = list(grid.flat[: panels - 1]) + [grid.flat[panels - 1]]
     noises = list(dict.fromkeys(r["noise"] for r in runs))
     colors = {n: f"C{i}" for i, n in enumerate(noises)}
     for ax, s in zip(axes, present, strict=False):
