@@ -18,6 +18,7 @@ from torch import Tensor
 
 from ..covariance import power_spectrum
 from ..sde import SDE, fourier_eigenvalues
+from .spectrum import ring_mean
 
 __all__ = ["noise_prediction_calibration", "denoising_error_spectrum"]
 
@@ -56,14 +57,6 @@ def noise_prediction_calibration(
     return out
 
 
-def _radial_mean(values: Tensor, radius: Tensor, bins: int) -> Tensor:
-    """Mean of ``values`` (…, H, W) over channels and each integer-radius ring."""
-    flat = values.reshape(-1, *values.shape[-2:]).mean(0).flatten()
-    total = torch.zeros(bins, dtype=flat.dtype).index_add_(0, radius, flat)
-    count = torch.zeros(bins, dtype=flat.dtype).index_add_(0, radius, torch.ones_like(flat))
-    return total / count
-
-
 @torch.no_grad()
 def denoising_error_spectrum(
     sde: SDE,
@@ -88,17 +81,12 @@ def denoising_error_spectrum(
     comparing it across noise models at equal t shows which frequencies a model learned
     worse. Radii are averaged over their ring and over channels. Needs Σ diagonal in the
     Fourier basis (white noise or a :class:`~sdekit.covariance.FourierCovariance`).
-    Returns one dict per t with ``t``, ``radius``, ``error``, ``linear``, ``data``,
-    ``ratio`` (float64 tensors indexed by radius).
+    Returns one dict per t with ``t``, ``radius`` (the radii on the grid), ``error``,
+    ``linear``, ``data``, ``ratio`` (float64 tensors, one entry per radius).
     """
     lam = fourier_eigenvalues(sde.covariance)
     power = power_spectrum(x0).expand_as(lam)
-    h, w = lam.shape[-2:]
-    ky = torch.fft.fftfreq(h, 1 / h, dtype=torch.float64)
-    kx = torch.fft.fftfreq(w, 1 / w, dtype=torch.float64)
-    radius = (ky[:, None].square() + kx[None, :].square()).sqrt().round().long().flatten()
-    bins = int(radius.max()) + 1
-    data = _radial_mean(power, radius, bins)
+    radius, data = ring_mean(power)
     out = []
     for t in times:
         tt = torch.full((x0.shape[0],), float(t), dtype=x0.dtype, device=x0.device)
@@ -106,13 +94,13 @@ def denoising_error_spectrum(
         xt, _ = sde.perturb(x0, tt, generator=generator)
         x0_hat = sde.eps_to_x0(model(xt, tt), xt, tt)
         spec = torch.fft.fft2((x0_hat - x0).to(torch.float64), norm="ortho")
-        error = _radial_mean(spec.abs().square().mean(0).cpu(), radius, bins)
+        error = ring_mean(spec.abs().square().cpu())[1]
         noise = sigma**2 * lam
-        linear = _radial_mean(power * noise / (alpha**2 * power + noise), radius, bins)
+        linear = ring_mean(power * noise / (alpha**2 * power + noise))[1]
         out.append(
             {
                 "t": float(t),
-                "radius": torch.arange(bins),
+                "radius": radius,
                 "error": error,
                 "linear": linear,
                 "data": data,
