@@ -207,6 +207,18 @@ def test_evaluate_reports_fid_precision_recall_and_bits_per_dim(tmp_path, monkey
     assert r.run_recipe("t", r.PRESETS, "fashion_mnist", [*cell, "--eval-seed", "1"]) == 0
     assert (run / "evaluation" / "samples" / "dpmpp_2m_3steps_n8_seed1_clip1.pt").exists()
     assert json.loads((run / "evaluation.json").read_text())["seed"] == 1
+    # several seeds pool the stored cells: 16 samples, no sampling
+    monkeypatch.setattr(evaluation, "draw_samples", no_sampling)
+    pooled = [*cell, "--eval-seed", "0,1", "--eval-name", "pooled"]
+    assert r.run_recipe("t", r.PRESETS, "fashion_mnist", pooled) == 0
+    summary = json.loads((run / "pooled.json").read_text())
+    assert summary["samples_per_cell"] == 16 and summary["seed"] == [0, 1]
+    both = summary["rows"][0]
+    assert both["seeds"] == [0, 1] and both["fid"] != row["fid"] and both["fid_sd"] > 0
+    with pytest.raises(SystemExit):  # argparse: "expected distinct integers >= 0"
+        r.run_recipe("t", r.PRESETS, "fashion_mnist", [*cell, "--eval-seed", "1,1"])
+    with pytest.raises(ValueError, match="distinct"):
+        evaluation.evaluate_run(run, samplers=["dpmpp_2m"], steps_list=[3], n=8, seed=[1, 1])
 
 
 @pytest.mark.parametrize(

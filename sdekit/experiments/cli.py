@@ -82,6 +82,14 @@ def step_list(text: str) -> list[int]:
     return [positive_int(s.strip()) for s in text.split(",") if s.strip()]
 
 
+def seed_list(text: str) -> list[int]:
+    """Comma-separated distinct seeds >= 0 (at least one)."""
+    seeds = [non_negative_int(s.strip()) for s in text.split(",") if s.strip()]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"expected distinct integers >= 0, got {text!r}")
+    return seeds
+
+
 def existing_dir(text: str) -> str:
     """A folder that exists."""
     if not Path(text).is_dir():
@@ -272,7 +280,11 @@ def build_parser(description: str, presets: dict, preset: str | None = None):
     )
     p.add_argument("--eval-n", type=positive_int, default=256, help="samples per (sampler, steps)")
     p.add_argument(
-        "--eval-seed", type=non_negative_int, default=0, help="seed of the samples of 'evaluate'"
+        "--eval-seed",
+        type=seed_list,
+        default="0",
+        help="seed of the samples of 'evaluate'; several (comma-separated, distinct) score "
+        "each cell on the union of one n-sample cell per seed",
     )
     p.add_argument(
         "--eval-name",
@@ -366,7 +378,7 @@ def run_recipe(description: str, presets: dict, dataset: str, argv=None) -> int:
                 device=args.device,
                 clip_x0=args.clip_x0 or None,
                 bpd_n=args.eval_bpd_n,
-                seed=args.eval_seed,
+                seed=args.eval_seed[0] if len(args.eval_seed) == 1 else args.eval_seed,
                 grid=args.sampling_grid,
                 teleport=args.teleport_snr,
                 name=args.eval_name,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,13 +149,23 @@ def _cell_samples(run_dir, cfg, sde, model, cell: EvalCell, device, teleports: d
     return stored
 
 
+def _seeds(seed) -> tuple[int, ...]:
+    """``seed`` as a non-empty tuple of distinct integers >= 0."""
+    seeds = (seed,) if isinstance(seed, int) else tuple(seed)
+    if not seeds or any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in seeds):
+        raise ValueError(f"seed must be an integer >= 0 or a list of them, got {seed!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seed: the sampling seeds must be distinct, got {list(seeds)}")
+    return seeds
+
+
 def evaluate_run(
     run_dir,
     samplers=("ancestral", "ddim", "dpmpp_2m"),
     steps_list=(1000, 100, 50, 20, 10),
     n: int = 256,
     device="cpu",
-    seed: int = 0,
+    seed: int | Sequence[int] = 0,
     clip_x0: float | None = 1.0,
     bpd_n: int = 0,
     name: str = "evaluation",
@@ -174,11 +185,15 @@ def evaluate_run(
     ``teleport``: a max SNR: every cell starts with a
     :class:`~sdekit.sampling.GaussianTeleport` of the training set's mean and covariance,
     handing over to the model where the largest whitened mode reaches that SNR.
+    ``seed``: the sampling seed, or several distinct seeds: each (sampler, steps) is then
+    scored on the union of its ``n``-sample cells, one per seed (stored cells are reused;
+    rows carry ``seeds``), for a larger sample from cells already drawn.
     """
     from ..likelihood import bits_per_dim
 
     if n < 2:
         raise ValueError(f"n (samples per cell) must be >= 2, got {n}")
+    seeds = _seeds(seed)
     cfg, sde, model = load_trained(run_dir, device)
     test = load_dataset(cfg, train=False)
     ref = test.batch(torch.arange(min(len(test), 10_000)))
@@ -193,32 +208,40 @@ def evaluate_run(
         grid = "reference" if schedule_name(cfg) == "aligned" else "own"
     if teleport is not None and not float(teleport) > 0:
         raise ValueError(f"teleport (a max SNR) must be > 0, got {teleport}")  # before any work
-    cells = [
-        EvalCell(s, k, n, seed, clip_x0, grid, None if teleport is None else float(teleport))
+    jump = None if teleport is None else float(teleport)
+    groups = [
+        [EvalCell(s, k, n, sd, clip_x0, grid, jump) for sd in seeds]
         for s in samplers
         for k in steps_list
     ]
     teleports: dict = {}
-    bar = progress_bar(progress, total=len(cells), desc="evaluate")
-    for cell in cells:
-        stored = _cell_samples(run_dir, cfg, sde, model, cell, device, teleports)
-        x = from_uint8(stored["images"])
+    bar = progress_bar(progress, total=len(groups) * len(seeds), desc="evaluate")
+    for group in groups:
+        stored = []
+        for cell in group:
+            stored.append(_cell_samples(run_dir, cfg, sde, model, cell, device, teleports))
+            if bar is not None:
+                bar.update(1)
+        cell, first = group[0], stored[0]
+        x = from_uint8(torch.cat([s["images"] for s in stored]))
         row = {
             "sampler": cell.sampler,
             "steps": cell.steps,
-            "nfe": stored["nfe"],
-            "seconds": stored["seconds"],
+            "nfe": first["nfe"],
+            "seconds": round(sum(s["seconds"] for s in stored), 2),
             "log_spectrum_rmse": round(log_spectrum_distance(x, ref[:2000]), 4),
         }
+        if len(seeds) > 1:
+            row["seeds"] = list(seeds)
         if cell.teleport is not None:
-            row.update(teleport=cell.teleport, teleport_time=stored.get("teleport_time"))
+            row.update(teleport=cell.teleport, teleport_time=first.get("teleport_time"))
         if extract is not None:
             feats = _features(extract, x)
             stats = FeatureStats(feats.shape[1])
             stats.update(feats)
-            g = torch.Generator().manual_seed(seed)
+            g = torch.Generator().manual_seed(seeds[0])
             boot = frechet_distance_bootstrap(feats, ref_stats, n_boot=n_boot, generator=g)
-            prec, rec = precision_recall(ref_feats[: max(n, 1000)], feats, k=3)
+            prec, rec = precision_recall(ref_feats[: max(len(x), 1000)], feats, k=3)
             row.update(
                 fid=round(stats.frechet_distance(ref_stats), 3),
                 fid_sd=round(float(boot.std()), 3),
@@ -227,15 +250,13 @@ def evaluate_run(
             )
         rows.append(row)
         log.info("%s", row)
-        if bar is not None:
-            bar.update(1)
     if bar is not None:
         bar.close()
     summary = {
         "rows": rows,
         "features": feature_name,
-        "samples_per_cell": n,
-        "seed": seed,
+        "samples_per_cell": n * len(seeds),
+        "seed": seeds[0] if len(seeds) == 1 else list(seeds),
         "clip_x0": clip_x0,
         "grid": grid,
         "teleport": teleport,
@@ -245,7 +266,7 @@ def evaluate_run(
         t0 = time.perf_counter()
         images = test.images[:bpd_n].to(device)
         bpd, nfe = bits_per_dim(
-            sde, model, images, generator=torch.Generator(device).manual_seed(seed)
+            sde, model, images, generator=torch.Generator(device).manual_seed(seeds[0])
         )
         summary.update(
             test_bits_per_dim=round(float(bpd.mean()), 4),
