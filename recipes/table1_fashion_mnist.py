@@ -12,8 +12,9 @@ training seed. Writes into ``--out``:
 - ``table1.csv``: one row per (model, table, sampler, steps): noise label, seed, NFE,
   samples, FID, its bootstrap sd, precision, recall, log-spectrum RMSE, sampling seconds;
 - ``table1.md``: FID per (sampler, steps) for every model beside the paper's Table 1; the
-  best deterministic sampler at ≤ 20 NFE against ancestral at 100 steps on the same model;
-  each noise against isotropic at 100 ancestral steps with sample and training-seed
+  best deterministic sampler at ≤ 20 NFE against ancestral at 100 steps on the same model
+  (the ratio ± its sd; also for every ``--extra`` evaluation, e.g. two sampling seeds
+  pooled with ``evaluate --eval-seed 0,1``); each noise against isotropic at 100 ancestral steps with sample and training-seed
   spread; precision / recall, bits/dim and training wall times;
 - ``fid_vs_steps.png``: FID against steps, a panel per sampler, ± 2 bootstrap sd, and the
   paper's curves;
@@ -95,12 +96,16 @@ def merged_summary(run_dir: Path, names: list[str]) -> dict:
     return merged
 
 
-def describe(run_dir: Path, names: list[str] = ("evaluation",)) -> dict:
-    """Label, seed, config and evaluation summaries of one run."""
+def describe(run_dir: Path, names: list[str] = ("evaluation",), extra: dict | None = None) -> dict:
+    """Label, seed, config and evaluation summaries of one run; ``extra`` maps a table
+    label to summary names (merged like ``names``) read where the run has any of them."""
     cfg = json.loads((run_dir / "config.json").read_text())
     summaries = {"main": merged_summary(run_dir, list(names))}
     if (run_dir / "subset.json").exists():
         summaries["subset"] = json.loads((run_dir / "subset.json").read_text())
+    for label, extra_names in (extra or {}).items():
+        if any((run_dir / f"{n}.json").exists() for n in extra_names):
+            summaries[label] = merged_summary(run_dir, list(extra_names))
     noise, seed = noise_label(cfg), cfg["train"].get("seed", 0)
     return {
         "dir": run_dir,
@@ -166,17 +171,32 @@ def noise_summary(rows, runs, noise) -> tuple[float, float, int] | None:
     return statistics.mean(values), statistics.stdev(values) / math.sqrt(len(values)), len(values)
 
 
-def best_deterministic(rows, model, max_nfe=20):
+def best_deterministic(rows, model, max_nfe=20, table="main"):
     """The deterministic cell with the lowest FID at ≤ ``max_nfe`` NFE, or None."""
     cells = [
         r
         for r in rows
         if r["model"] == model
-        and r["table"] == "main"
+        and r["table"] == table
         and r["sampler"] in DETERMINISTIC
         and r["nfe"] <= max_nfe
     ]
     return min(cells, key=lambda r: r["fid"]) if cells else None
+
+
+def ratio_row(rows, model, table="main") -> str | None:
+    """``| ancestral 100 | best deterministic ≤ 20 NFE | ratio ± sd | within 1.3× |`` of a
+    model in ``table``; the ratio's sd from the two bootstrap sds (first-order error
+    propagation: ratio · √((sd_a/a)² + (sd_b/b)²))."""
+    ref, best = find(rows, model, *REFERENCE, table), best_deterministic(rows, model, table=table)
+    if ref is None or best is None:
+        return None
+    ratio = best["fid"] / ref["fid"]
+    sd = ratio * math.hypot(ref["fid_sd"] / ref["fid"], best["fid_sd"] / best["fid"])
+    return (
+        f"{fmt(ref)} | {fmt(best)} ({best['sampler']}, {best['steps']}) | "
+        f"{ratio:.2f} ± {sd:.2f} | {'yes' if ratio <= 1.3 else 'no'} |"
+    )
 
 
 def markdown(rows, samplers, runs) -> str:
@@ -208,18 +228,26 @@ def markdown(rows, samplers, runs) -> str:
         "",
         "### Best deterministic sampler at ≤ 20 NFE vs ancestral at 100 steps (same model)",
         "",
-        "| model | ancestral, 100 steps | best deterministic ≤ 20 NFE | ratio | within 1.3× |",
+        "| model | ancestral, 100 steps | best deterministic ≤ 20 NFE | ratio ± sd | within 1.3× |",
         "| --- | --- | --- | --- | --- |",
     ]
-    for m in models:
-        ref, best = find(rows, m, *REFERENCE), best_deterministic(rows, m)
-        if ref is None or best is None:
-            continue
-        ratio = best["fid"] / ref["fid"]
-        lines.append(
-            f"| {m} | {fmt(ref)} | {fmt(best)} ({best['sampler']}, {best['steps']}) | "
-            f"{ratio:.2f} | {'yes' if ratio <= 1.3 else 'no'} |"
-        )
+    lines += [f"| {m} | {row} " for m in models if (row := ratio_row(rows, m)) is not None]
+    extra = [t for t in dict.fromkeys(r["table"] for r in rows) if t not in ("main", "subset")]
+    if extra:
+        lines += [
+            "",
+            "### The same comparison in other evaluations (e.g. other sampling seeds)",
+            "",
+            "| evaluation | samples | model | ancestral, 100 steps | best deterministic ≤ 20 NFE "
+            "| ratio ± sd | within 1.3× |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for table in extra:
+            for m in models:
+                row = ratio_row(rows, m, table)
+                if row is not None:
+                    n = find(rows, m, *REFERENCE, table)["n"]
+                    lines.append(f"| {table} | {n} | {m} | {row} ")
 
     lines += [
         "",
@@ -360,8 +388,23 @@ def main(argv=None) -> Path:
         help="comma-separated evaluation names (--eval-name) whose cells are merged, "
         "the first one's rows winning",
     )
+    p.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        metavar="LABEL=NAMES",
+        help="another evaluation of the runs, e.g. 'seeds 0+1=pooled' (summaries scored with "
+        "--eval-seed 0,1): its ratio of best deterministic to ancestral is reported beside "
+        "the main one (repeatable)",
+    )
     args = p.parse_args(argv)
     names = args.summaries.split(",")
+    extra = {}
+    for item in args.extra:
+        label, sep, extra_names = item.partition("=")
+        if not (sep and label.strip() and extra_names.strip()) or label in ("main", "subset"):
+            p.error(f"--extra must be LABEL=NAME[,NAME] with a new label, got {item!r}")
+        extra[label.strip()] = [n for n in extra_names.split(",") if n]
     for run_dir in args.runs:
         if not (run_dir / "config.json").exists() or not any(
             (run_dir / f"{n}.json").exists() for n in names
@@ -370,7 +413,7 @@ def main(argv=None) -> Path:
                 f"{run_dir}: config.json or {names[0]}.json not found; train and run "
                 "`python recipes/fashion_mnist_nivp.py evaluate ...` first"
             )
-    runs = [describe(d, names) for d in args.runs]
+    runs = [describe(d, names, extra) for d in args.runs]
     models = [r["model"] for r in runs]
     if len(set(models)) != len(models):
         p.error(f"two runs share a (noise, seed) label: {models}")

@@ -100,7 +100,7 @@ def test_table1_report(tmp_path, capsys):
     assert head in md
     assert "| DDPM ancestral | 100 | 12.25 | 12.68 | 10.0 ± 1.0 | 12.0 ± 1.0 | 20.0 ± 1.0 |" in md
     # best deterministic ≤ 20 NFE: DDIM at 10 steps = 1.2 × 30 = 36 vs 10 at 100 ancestral
-    assert "| isotropic s0 | 10.0 ± 1.0 | 36.0 ± 1.0 (ddim, 10) | 3.60 | no |" in md
+    assert "| isotropic s0 | 10.0 ± 1.0 | 36.0 ± 1.0 (ddim, 10) | 3.60 ± 0.37 | no |" in md
     # two isotropic seeds: mean 11, sd(10, 12)/√2 = 1; GFF one seed: 20 ± 1; Δ 9 ± 1.4
     assert "| isotropic | 2 | 11.0 ± 1.0 | – |" in md
     assert "| gff | 1 | 20.0 ± 1.0 | +9.0 ± 1.4 * |" in md
@@ -189,4 +189,35 @@ def test_table1_report_keeps_teleported_cells_apart(tmp_path):
     assert cells[("ddim+teleport", "10")]["teleport_time"] == "0.45"
     md = (out / "table1.md").read_text()
     assert "| DDIM + Gaussian teleport | 10 | – | – | 25.0 ± 1.0 |" in md
-    assert "| gff-correlated s0 | 20.0 ± 1.0 | 25.0 ± 1.0 (ddim+teleport, 10) | 1.25 | yes |" in md
+    assert (
+        "| gff-correlated s0 | 20.0 ± 1.0 | 25.0 ± 1.0 (ddim+teleport, 10) | 1.25 ± 0.08 | yes |"
+        in md
+    )
+
+
+def test_table1_report_adds_other_evaluations_of_the_ratio(tmp_path, capsys):
+    """``--extra LABEL=NAMES`` reads another evaluation (e.g. two sampling seeds pooled) and
+    reports its best-deterministic ratio beside the main one; runs without it are skipped."""
+    pytest.importorskip("matplotlib")
+    fake_run(tmp_path / "iso", fids=(10.0, 30.0), fid_sd=1.0, bpd=3.5, steps_per_s=2.0)
+    fake_run(tmp_path / "gff", fids=(20.0, 40.0), fid_sd=1.0, bpd=3.4, steps_per_s=1.0, noise="gff")
+    summary = json.loads((tmp_path / "iso" / "evaluation.json").read_text())
+    rows = [dict(r, fid=r["fid"] * 0.8) for r in summary["rows"]]
+    pooled = dict(summary, rows=rows, samples_per_cell=16, seed=[0, 1])
+    (tmp_path / "iso" / "pooled.json").write_text(json.dumps(pooled))
+    out = tmp_path / "out"
+    runs = [str(tmp_path / "iso"), str(tmp_path / "gff")]
+    report = load("table1_fashion_mnist")
+    report.main([*runs, "--out", str(out), "--extra", "seeds 0+1=pooled"])
+    md = (out / "table1.md").read_text()
+    # 0.8 × (10, 36): the ratio is unchanged, its sd grows with the smaller FIDs
+    line = (
+        "| seeds 0+1 | 16 | isotropic s0 | 8.0 ± 1.0 | 28.8 ± 1.0 (ddim, 10) | 3.60 ± 0.47 | no |"
+    )
+    assert line in md
+    assert "| seeds 0+1 | 16 | gff s0 |" not in md
+    csv_rows = list(csv.DictReader(open(out / "table1.csv")))
+    assert {r["table"] for r in csv_rows} == {"main", "subset", "seeds 0+1"}
+    with pytest.raises(SystemExit):
+        report.main([*runs, "--out", str(out), "--extra", "pooled"])
+    assert "--extra must be LABEL=NAME" in capsys.readouterr().err
