@@ -14,8 +14,9 @@ training seed. Writes into ``--out``:
 - ``table1.md``: FID per (sampler, steps) for every model beside the paper's Table 1; the
   best deterministic sampler at ≤ 20 NFE against ancestral at 100 steps on the same model
   (the ratio ± its sd; also for every ``--extra`` evaluation, e.g. two sampling seeds
-  pooled with ``evaluate --eval-seed 0,1``); each noise against isotropic at 100 ancestral steps with sample and training-seed
-  spread; precision / recall, bits/dim and training wall times;
+  pooled with ``evaluate --eval-seed 0,1``); each noise against isotropic at 100
+  ancestral steps with sample and training-seed spread; precision / recall, bits/dim and
+  training wall times;
 - ``fid_vs_steps.png``: FID against steps, a panel per sampler, ± 2 bootstrap sd, and the
   paper's curves;
 - ``samples_<label>.png``: the first 64 samples of each model (DDPM ancestral, 100 steps).
