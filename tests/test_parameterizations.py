@@ -20,7 +20,10 @@ from sdekit.covariance import FourierCovariance
 from sdekit.models import (
     PARAMETERIZATIONS,
     EDMParameterization,
+    GaussianResidualParameterization,
     ParameterizedModel,
+    gaussian_residual,
+    gaussian_residual_from_data,
     make_parameterization,
     whitened_data_std,
 )
@@ -45,7 +48,11 @@ def problems():
 
 
 def parameterization(name):
-    return EDMParameterization(sigma_data=0.7) if name == "edm" else make_parameterization(name)
+    if name == "edm":
+        return EDMParameterization(sigma_data=0.7)
+    if name == "gaussian-residual":  # a Gaussian other than the data's: the optimum is the same
+        return GaussianResidualParameterization(0.2, 0.5 * torch.eye(D, dtype=F64))
+    return make_parameterization(name)
 
 
 @pytest.fixture(params=list(problems()), ids=str, scope="module")
@@ -168,3 +175,55 @@ def test_model_follows_the_covariance_to_the_input_device():
     x = torch.randn(2, *SHAPE, dtype=F64)
     out = model(x, torch.full((2,), 0.5, dtype=F64))
     assert out.shape == x.shape and out.dtype == F64
+
+
+class Zero(torch.nn.Module):
+    """A network at the U-Net's initialisation: its output layer is zero."""
+
+    def forward(self, x, t):
+        return torch.zeros_like(x)
+
+
+def test_gaussian_residual_at_zero_output_is_the_gaussian_denoiser(oracle):
+    """With the data's own mean and covariance, a zero network is the exact ε̂ (the data
+    are Gaussian here); with another Gaussian it is that Gaussian's ε̂."""
+    sde, g = oracle.sde, torch.Generator().manual_seed(3)
+    x = oracle.sample_marginal(5, 0.4, generator=g)
+    t = torch.tensor([0.05, 0.2, 0.4, 0.7, 0.95], dtype=F64)
+    own = ParameterizedModel(
+        Zero(), GaussianResidualParameterization(oracle.mean, oracle.data), sde
+    )
+    torch.testing.assert_close(own(x, t), oracle.eps(x, t), atol=1e-10, rtol=1e-10)
+    other = parameterization("gaussian-residual")
+    reference = GaussianOracle(sde, 0.2, 0.5 * torch.eye(D, dtype=F64))
+    model = ParameterizedModel(Zero(), other, sde)
+    torch.testing.assert_close(model(x, t), reference.eps(x, t), atol=1e-10, rtol=1e-10)
+    assert not torch.allclose(model(x, t), oracle.eps(x, t), atol=1e-3)
+
+
+def test_gaussian_residual_from_data_recovers_a_stationary_gaussian():
+    """Mean image and spectrum of draws from N(μ, C), C stationary: the record rebuilds an
+    oracle whose ε̂ matches the true Gaussian's within Monte Carlo error, under GFF noise
+    on the spectral path."""
+    shape = (1, 8, 8)
+    lam = GFFCovariance(shape, dtype=F64).eigenvalues.expand(shape).clone()
+    cov = FourierCovariance(0.3 * lam + 0.01, shape)
+    mean = torch.linspace(-0.5, 0.5, 64, dtype=F64).reshape(shape)
+    sde = NIVPSDE(GFFCovariance(shape, dtype=F64))
+    truth = GaussianOracle(sde, mean, cov)
+    images = truth.sample_data(20_000, generator=torch.Generator().manual_seed(4))
+    record = gaussian_residual_from_data(images)
+    assert set(record) == {"mean", "spectrum"}
+    p = gaussian_residual(record)
+    torch.testing.assert_close(p.mean, mean, atol=0.02, rtol=0)
+    spectrum = torch.tensor(record["spectrum"], dtype=F64)
+    assert float(((spectrum / cov.eigenvalues) - 1).abs().max()) < 0.1
+    assert p.oracle(sde).path == "spectral"
+    x = truth.sample_marginal(8, 0.3, generator=torch.Generator().manual_seed(5))
+    t = torch.full((8,), 0.3, dtype=F64)
+    err = (p.gaussian_eps(sde, x, t) - truth.eps(x, t)).square().mean().sqrt()
+    assert float(err) < 0.02 * float(truth.eps(x, t).square().mean().sqrt())
+    with pytest.raises(ValueError, match=r"images must be a float tensor \(n >= 2"):
+        gaussian_residual_from_data(images[:1])
+    with pytest.raises(ValueError, match="ridge"):
+        gaussian_residual_from_data(images, ridge=0.0)

@@ -227,8 +227,9 @@ def test_evaluate_reports_fid_precision_recall_and_bits_per_dim(tmp_path, monkey
         ["--noise", "data", "--schedule", "aligned", "--target", "edm"],
         ["--noise", "gff", "--schedule", "aligned", "--target", "x0"],
         ["--noise", "isotropic", "--target", "v"],
+        ["--noise", "gff", "--target", "gaussian-residual"],
     ],
-    ids=["data-aligned-edm", "gff-aligned-x0", "iso-v"],
+    ids=["data-aligned-edm", "gff-aligned-x0", "iso-v", "gff-gaussian-residual"],
 )
 def test_noise_schedule_and_target_options_train_and_sample(tmp_path, options):
     """What the study uses: data-measured noise, schedule and σ_d go into config.json
@@ -242,6 +243,7 @@ def test_noise_schedule_and_target_options_train_and_sample(tmp_path, options):
     assert ("schedule_params" in cfg) == ("aligned" in options)
     assert ("eigenvalues" in cfg.get("noise_params", {})) == ("data" in options)
     assert ("sigma_data" in cfg["model"]) == ("edm" in options)
+    assert ("gaussian" in cfg["model"]) == ("gaussian-residual" in options)
     data.rename(tmp_path / "gone")  # sampling needs only the run
     sample = ["sample", *args[:2], "--run-dir", str(run), "--no-progress", *options]
     sample += ["--sample-n", "2", "--sample-steps", "3", "--sampler", "dpm_solver_2m"]

@@ -166,8 +166,9 @@ def build_parser(description: str, presets: dict, preset: str | None = None):
         default=cfg["model"].get("target", "correlated"),
         choices=MODEL_TARGETS,
         help="what the U-Net predicts: whitened ε (the paper's loss), correlated L ε, x0, "
-        "v, or edm (Karras et al.'s preconditioning in whitened coordinates); see "
-        "docs/training.md",
+        "v, edm (Karras et al.'s preconditioning in whitened coordinates), or "
+        "gaussian-residual (whitened ε with a skip to the training set's Gaussian "
+        "denoiser); see docs/training.md",
     )
     p.add_argument(
         "--schedule",

@@ -20,7 +20,10 @@ Keys (all recorded in ``config.json`` and in every checkpoint):
   ``"correlated"`` L ε (wrapped by :class:`~sdekit.models.CorrelatedNoiseModel`),
   ``"x0"``, ``"v"`` or ``"edm"`` (wrapped by :class:`~sdekit.models.ParameterizedModel`,
   trained on its own loss); ``sigma_data`` for ``"edm"`` (measured from the training set
-  by :func:`complete_from_data` when absent).
+  by :func:`complete_from_data` when absent); ``"gaussian-residual"``: the whitened ε
+  loss with a skip to the exact denoiser of the training set's stationary Gaussian
+  approximation, whose mean image and spectrum :func:`complete_from_data` records in
+  ``model.gaussian``.
 - ``train``: :class:`sdekit.training.TrainConfig` fields.
 """
 
@@ -35,6 +38,8 @@ from ..models import (
     EDMParameterization,
     ParameterizedModel,
     UNet,
+    gaussian_residual,
+    gaussian_residual_from_data,
     make_parameterization,
     whitened_data_std,
 )
@@ -54,7 +59,7 @@ __all__ = [
     "train_config_kwargs",
 ]
 
-MODEL_TARGETS = ("correlated", "whitened", "x0", "v", "edm")
+MODEL_TARGETS = ("correlated", "whitened", "x0", "v", "edm", "gaussian-residual")
 SCHEDULES = ("linear", "aligned")
 DATA_NOISE = "data"
 
@@ -77,7 +82,7 @@ def noise_params(cfg: dict) -> dict:
 
 def model_target(cfg: dict) -> str:
     """What the network predicts: ``"correlated"`` (L ε, the default), ``"whitened"`` (ε),
-    ``"x0"``, ``"v"`` or ``"edm"``."""
+    ``"x0"``, ``"v"``, ``"edm"`` or ``"gaussian-residual"`` (ε − ε̂ of a Gaussian)."""
     target = cfg["model"].get("target", "correlated")
     if target not in MODEL_TARGETS:
         raise ValueError(f"model target must be one of {MODEL_TARGETS}, got {target!r}")
@@ -99,7 +104,12 @@ def _sde_needs_data(cfg: dict) -> bool:
 
 
 def _needs_data(cfg: dict) -> bool:
-    return _sde_needs_data(cfg) or (model_target(cfg) == "edm" and "sigma_data" not in cfg["model"])
+    target = model_target(cfg)
+    return (
+        _sde_needs_data(cfg)
+        or (target == "edm" and "sigma_data" not in cfg["model"])
+        or (target == "gaussian-residual" and "gaussian" not in cfg["model"])
+    )
 
 
 def complete_from_data(cfg: dict, images) -> dict:
@@ -111,7 +121,9 @@ def complete_from_data(cfg: dict, images) -> dict:
     - ``schedule: "aligned"``: the knots of :meth:`AlignedLogSNR.fit` from the images'
       power spectrum and the noise's eigenvalues → ``schedule_params``;
     - ``model.target: "edm"``: σ_d, the whitened data's standard deviation
-      (:func:`sdekit.models.whitened_data_std`) → ``model.sigma_data``.
+      (:func:`sdekit.models.whitened_data_std`) → ``model.sigma_data``;
+    - ``model.target: "gaussian-residual"``: the mean image and power spectrum
+      (:func:`sdekit.models.gaussian_residual_from_data`) → ``model.gaussian``.
 
     ``images``: float tensor ``(n, C, H, W)`` in the model's range, or a callable giving
     it (called only when something is missing). Returns a new dict; ``cfg`` is unchanged.
@@ -136,6 +148,8 @@ def complete_from_data(cfg: dict, images) -> dict:
         cov = make_covariance(cfg["noise"], event_shape(cfg), **noise_params(cfg))
         sigma_data = whitened_data_std(power_spectrum(x), fourier_eigenvalues(cov))
         cfg["model"] = {**cfg["model"], "sigma_data": sigma_data}
+    if model_target(cfg) == "gaussian-residual" and "gaussian" not in cfg["model"]:
+        cfg["model"] = {**cfg["model"], "gaussian": gaussian_residual_from_data(x)}
     return cfg
 
 
@@ -199,9 +213,12 @@ def sampling_times(
 def build_model(cfg: dict, sde: NIVPSDE) -> torch.nn.Module:
     """The U-Net as an ε-prediction model ``model(x, t) -> ε̂`` for ``sde`` (a net with
     another target is wrapped: ε̂ = L⁻¹ net(x, t) for ``correlated``, a
-    :class:`~sdekit.models.ParameterizedModel` for ``x0``, ``v`` and ``edm``)."""
+    :class:`~sdekit.models.ParameterizedModel` for ``x0``, ``v``, ``edm`` and
+    ``gaussian-residual``)."""
     c, h, _ = event_shape(cfg)
-    kwargs = {k: v for k, v in cfg["model"].items() if k not in ("target", "sigma_data")}
+    kwargs = {
+        k: v for k, v in cfg["model"].items() if k not in ("target", "sigma_data", "gaussian")
+    }
     net = UNet(in_channels=c, resolution=h, **kwargs)
     target = model_target(cfg)
     if target == "whitened":
@@ -212,6 +229,12 @@ def build_model(cfg: dict, sde: NIVPSDE) -> torch.nn.Module:
         if "sigma_data" not in cfg["model"]:
             raise ValueError("model target 'edm' needs model.sigma_data (complete_from_data)")
         return ParameterizedModel(net, EDMParameterization(cfg["model"]["sigma_data"]), sde)
+    if target == "gaussian-residual":
+        if "gaussian" not in cfg["model"]:
+            raise ValueError(
+                "model target 'gaussian-residual' needs model.gaussian (complete_from_data)"
+            )
+        return ParameterizedModel(net, gaussian_residual(cfg["model"]["gaussian"]), sde)
     return ParameterizedModel(net, make_parameterization(target), sde)
 
 
