@@ -232,7 +232,7 @@ def markdown(rows, samplers, runs) -> str:
         "| model | ancestral, 100 steps | best deterministic ≤ 20 NFE | ratio ± sd | within 1.3× |",
         "| --- | --- | --- | --- | --- |",
     ]
-    lines += [f"| {m} | {row} " for m in models if (row := ratio_row(rows, m)) is not None]
+    lines += [f"| {m} | {row}" for m in models if (row := ratio_row(rows, m)) is not None]
     extra = [t for t in dict.fromkeys(r["table"] for r in rows) if t not in ("main", "subset")]
     if extra:
         lines += [
@@ -248,7 +248,7 @@ def markdown(rows, samplers, runs) -> str:
                 row = ratio_row(rows, m, table)
                 if row is not None:
                     n = find(rows, m, *REFERENCE, table)["n"]
-                    lines.append(f"| {table} | {n} | {m} | {row} ")
+                    lines.append(f"| {table} | {n} | {m} | {row}")
 
     lines += [
         "",
