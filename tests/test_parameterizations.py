@@ -227,3 +227,7 @@ def test_gaussian_residual_from_data_recovers_a_stationary_gaussian():
         gaussian_residual_from_data(images[:1])
     with pytest.raises(ValueError, match="ridge"):
         gaussian_residual_from_data(images, ridge=0.0)
+    with pytest.raises(ValueError, match=r"mean must be a scalar or have the covariance's event"):
+        GaussianResidualParameterization(torch.zeros(1, 4, 4), cov)
+    with pytest.raises(ValueError, match=r"covariance must be .* square \(d, d\) matrix"):
+        GaussianResidualParameterization(0.0, torch.ones(3, 4))

@@ -259,6 +259,22 @@ class GaussianResidualParameterization(Parameterization):
         if not isinstance(covariance, CovarianceOperator):
             covariance = torch.as_tensor(covariance, dtype=torch.float64)
         self.mean = torch.as_tensor(mean, dtype=torch.float64)
+        if isinstance(covariance, CovarianceOperator):
+            shape, dim = tuple(covariance.event_shape), covariance.dim
+        elif covariance.ndim == 2 and covariance.shape[0] == covariance.shape[1]:
+            shape, dim = None, covariance.shape[0]
+        else:
+            raise ValueError(
+                f"covariance must be a CovarianceOperator or a square (d, d) matrix, "
+                f"got shape {tuple(covariance.shape)}"
+            )
+        if self.mean.numel() != 1 and (
+            self.mean.numel() != dim or (shape is not None and tuple(self.mean.shape) != shape)
+        ):
+            raise ValueError(
+                f"mean must be a scalar or have the covariance's event shape "
+                f"{shape if shape is not None else (dim,)}, got {tuple(self.mean.shape)}"
+            )
         self.covariance = covariance
         self._cache: tuple | None = None  # (sde, device, oracle)
 
