@@ -9,6 +9,7 @@ from .covariance import (
     IdentityCovariance,
     KroneckerCovariance,
 )
+from .errors import InputError, InputTypeError
 from .likelihood import bits_per_dim, log_likelihood
 from .sampling import GaussianTeleport, available_samplers, optimize_grid, sample
 from .sde import (
@@ -52,4 +53,6 @@ __all__ = [
     "GaussianTeleport",
     "log_likelihood",
     "bits_per_dim",
+    "InputError",
+    "InputTypeError",
 ]

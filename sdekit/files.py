@@ -18,10 +18,12 @@ from pathlib import Path
 
 import torch
 
+from .errors import InputError
+
 __all__ = ["CheckpointError", "atomic_save", "load_checkpoint"]
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A checkpoint file is missing, damaged or does not match; the message says which."""
 
 

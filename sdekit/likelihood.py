@@ -18,6 +18,7 @@ import math
 import torch
 from torch import Tensor
 
+from .errors import InputError, InputTypeError
 from .sampling.torchdiffeq_backend import ADAPTIVE_METHODS, adaptive_options
 from .sde import SDE
 
@@ -83,16 +84,16 @@ def log_likelihood(
 
     sde.covariance.check_input(x, "x")
     if x.ndim != len(sde.event_shape) + 1:
-        raise ValueError(f"x must have shape (n, {sde.event_shape}), got {tuple(x.shape)}")
+        raise InputError(f"x must have shape (n, {sde.event_shape}), got {tuple(x.shape)}")
     if trace not in ("exact", "hutchinson"):
-        raise ValueError(f"trace must be 'exact' or 'hutchinson', got {trace!r}")
+        raise InputError(f"trace must be 'exact' or 'hutchinson', got {trace!r}")
     if noise not in ("rademacher", "gaussian"):
-        raise ValueError(f"noise must be 'rademacher' or 'gaussian', got {noise!r}")
+        raise InputError(f"noise must be 'rademacher' or 'gaussian', got {noise!r}")
     if not (isinstance(probes, int) and probes >= 1):
-        raise ValueError(f"probes must be an int >= 1, got {probes!r}")
+        raise InputError(f"probes must be an int >= 1, got {probes!r}")
     eps = sde.default_eps if eps is None else float(eps)
     if not (0 < eps < sde.T):
-        raise ValueError(f"eps must lie in (0, T={sde.T}), got {eps}")
+        raise InputError(f"eps must lie in (0, T={sde.T}), got {eps}")
 
     n = x.shape[0]
     rev = sde.reverse(model, probability_flow=True)
@@ -138,7 +139,7 @@ def dequantize(images: Tensor, generator: torch.Generator | None = None) -> Tens
     ``images``: uint8 pixel values k ∈ {0, …, 255} (any shape).
     """
     if images.dtype != torch.uint8:
-        raise TypeError(f"images must be uint8 pixel values (0..255), got {images.dtype}")
+        raise InputTypeError(f"images must be uint8 pixel values (0..255), got {images.dtype}")
     u = torch.rand(images.shape, generator=generator, device=images.device)
     return (images.float() + u) / 128.0 - 1.0
 
@@ -157,7 +158,7 @@ def bits_per_dim(
     discretised Gaussian decoder at t = 0). ``kwargs`` go to :func:`log_likelihood`.
     """
     if images.dtype != torch.uint8:
-        raise TypeError(f"images must be uint8 (0..255), got {images.dtype}")
+        raise InputTypeError(f"images must be uint8 (0..255), got {images.dtype}")
     x = dequantize(images, generator).to(sde.covariance.dtype or torch.float32)
     logp, nfe = log_likelihood(sde, model, x, generator=generator, **kwargs)
     d = x[0].numel()

@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1] / "sdekit"
 #: lower number = lower layer; a module may import its own layer or lower ones only
 LAYERS = {
     "_progress": 0,
+    "errors": 0,
     "files": 0,
     "covariance": 0,
     "sde": 1,

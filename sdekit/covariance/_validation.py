@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..errors import InputError, InputTypeError
+
 
 def as_event_shape(event_shape, name: str = "event_shape") -> tuple[int, ...]:
     """Validate a shape: a non-empty sequence of positive ints."""
@@ -13,11 +15,13 @@ def as_event_shape(event_shape, name: str = "event_shape") -> tuple[int, ...]:
     try:
         shape = tuple(event_shape)
     except TypeError:
-        raise TypeError(f"{name} must be a tuple of positive ints, got {event_shape!r}") from None
+        raise InputTypeError(
+            f"{name} must be a tuple of positive ints, got {event_shape!r}"
+        ) from None
     if not shape or not all(
         isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape
     ):
-        raise ValueError(f"{name} must be a non-empty tuple of positive ints, got {event_shape!r}")
+        raise InputError(f"{name} must be a non-empty tuple of positive ints, got {event_shape!r}")
     return shape
 
 
@@ -29,9 +33,11 @@ def as_float_tensor(value, name: str, dtype=None, device=None) -> Tensor:
         try:
             t = torch.as_tensor(value)
         except (TypeError, ValueError, RuntimeError) as err:
-            raise TypeError(f"{name} must be a tensor or array-like of numbers: {err}") from None
+            raise InputTypeError(
+                f"{name} must be a tensor or array-like of numbers: {err}"
+            ) from None
     if t.is_complex():
-        raise TypeError(f"{name} must be real, got complex dtype {t.dtype}")
+        raise InputTypeError(f"{name} must be real, got complex dtype {t.dtype}")
     if not t.is_floating_point():
         t = t.to(torch.get_default_dtype())
     return t.to(device=device, dtype=dtype) if (dtype or device) else t
@@ -42,7 +48,7 @@ def check_positive(t: Tensor, name: str, what: str = "values") -> None:
     bad = ~(torch.isfinite(t) & (t > 0))
     if bool(bad.any()):
         idx = tuple(int(i) for i in bad.nonzero()[0])
-        raise ValueError(
+        raise InputError(
             f"{name} must contain finite, strictly positive {what}; "
             f"found {float(t[idx]):.6g} at index {idx} ({int(bad.sum())} bad entries)"
         )

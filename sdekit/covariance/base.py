@@ -35,6 +35,8 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
+from ..errors import InputError, InputTypeError
+
 __all__ = ["CovarianceOperator"]
 
 
@@ -127,7 +129,7 @@ class CovarianceOperator(abc.ABC):
         """
         shape = (n,) if isinstance(n, int) else tuple(n)
         if any((not isinstance(s, int)) or isinstance(s, bool) or s < 0 for s in shape):
-            raise ValueError(f"n must be a non-negative int or a tuple of them, got {n!r}")
+            raise InputError(f"n must be a non-negative int or a tuple of them, got {n!r}")
         dtype, device = self._resolve(dtype, device)
         z = torch.randn(
             (*shape, *self.event_shape), generator=generator, dtype=dtype, device=device
@@ -170,7 +172,7 @@ class CovarianceOperator(abc.ABC):
     ) -> CovarianceOperator:
         """A copy with every floating tensor moved to ``device`` / cast to ``dtype``."""
         if dtype is not None and not dtype.is_floating_point:
-            raise TypeError(f"dtype must be a floating dtype, got {dtype}")
+            raise InputTypeError(f"dtype must be a floating dtype, got {dtype}")
         new = copy.copy(self)
         for name, value in vars(self).items():
             if isinstance(value, Tensor):
@@ -185,23 +187,23 @@ class CovarianceOperator(abc.ABC):
         """Raise a clear error unless ``x`` is a floating tensor of shape
         ``(*batch, *event_shape)`` with this operator's dtype and device."""
         if not isinstance(x, Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+            raise InputTypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
         if not x.is_floating_point():
-            raise TypeError(f"{name} must have a floating dtype, got {x.dtype}")
+            raise InputTypeError(f"{name} must have a floating dtype, got {x.dtype}")
         k = len(self.event_shape)
         if x.ndim < k or tuple(x.shape[x.ndim - k :]) != tuple(self.event_shape):
-            raise ValueError(
+            raise InputError(
                 f"{name} must have shape (*batch, {', '.join(map(str, self.event_shape))}) "
                 f"to match event_shape {tuple(self.event_shape)}, got {tuple(x.shape)}"
             )
         dtype, device = self.dtype, self.device
         if dtype is not None and x.dtype != dtype:
-            raise TypeError(
+            raise InputTypeError(
                 f"{name} has dtype {x.dtype} but {type(self).__name__} holds {dtype}; "
                 f"use x.to({dtype}) or covariance.to(dtype={x.dtype})"
             )
         if device is not None and x.device != device:
-            raise ValueError(
+            raise InputError(
                 f"{name} is on device {x.device} but {type(self).__name__} is on {device}; "
                 f"use covariance.to(device='{x.device}')"
             )
@@ -216,9 +218,9 @@ class CovarianceOperator(abc.ABC):
     def _resolve(self, dtype, device):
         own_dtype, own_device = self.dtype, self.device
         if own_dtype is not None and dtype is not None and dtype != own_dtype:
-            raise TypeError(f"dtype={dtype} conflicts with the operator's dtype {own_dtype}")
+            raise InputTypeError(f"dtype={dtype} conflicts with the operator's dtype {own_dtype}")
         if own_device is not None and device is not None and torch.device(device) != own_device:
-            raise ValueError(f"device={device} conflicts with the operator's device {own_device}")
+            raise InputError(f"device={device} conflicts with the operator's device {own_device}")
         dtype = own_dtype or dtype or torch.get_default_dtype()
         device = own_device if own_device is not None else device
         return dtype, device

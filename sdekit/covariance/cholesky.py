@@ -7,6 +7,7 @@ import math
 import torch
 from torch import Tensor
 
+from ..errors import InputError
 from ._validation import as_event_shape, as_float_tensor, symmetry_tolerance
 from .base import CovarianceOperator
 
@@ -38,22 +39,22 @@ class CholeskyCovariance(CovarianceOperator):
             scale = sigma.abs().max().clamp_min(torch.finfo(sigma.dtype).tiny)
             asym = (sigma - sigma.mT).abs().max() / scale
             if not bool(torch.isfinite(sigma).all()):
-                raise ValueError("matrix must contain only finite values")
+                raise InputError("matrix must contain only finite values")
             if asym > tol:
-                raise ValueError(
+                raise InputError(
                     f"matrix must be symmetric; max |Σ - Σᵀ| / max |Σ| = {float(asym):.3g} "
                     f"exceeds {tol:.1e}"
                 )
             factor, info = torch.linalg.cholesky_ex(0.5 * (sigma + sigma.mT))
             if int(info) != 0:
-                raise ValueError(
+                raise InputError(
                     f"matrix must be positive definite; its Cholesky factorisation failed "
                     f"at leading minor {int(info)} of {sigma.shape[-1]}"
                 )
         d = factor.shape[-1]
         event_shape = (d,) if event_shape is None else as_event_shape(event_shape)
         if math.prod(event_shape) != d:
-            raise ValueError(
+            raise InputError(
                 f"event_shape {event_shape} has {math.prod(event_shape)} elements but the "
                 f"matrix is {d}×{d}"
             )
@@ -66,10 +67,10 @@ class CholeskyCovariance(CovarianceOperator):
         L = as_float_tensor(factor, "factor")
         cls._check_square(L, "factor")
         if bool((L.triu(1) != 0).any()):
-            raise ValueError("factor must be lower triangular (zeros above the diagonal)")
+            raise InputError("factor must be lower triangular (zeros above the diagonal)")
         diag = L.diagonal()
         if not bool((torch.isfinite(L).all()) and (diag > 0).all()):
-            raise ValueError(
+            raise InputError(
                 "factor must be finite with a strictly positive diagonal "
                 f"(min diagonal {float(diag.min()):.3g})"
             )
@@ -78,7 +79,7 @@ class CholeskyCovariance(CovarianceOperator):
     @staticmethod
     def _check_square(m: Tensor, name: str) -> None:
         if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] == 0:
-            raise ValueError(f"{name} must be a square (d, d) matrix, got shape {tuple(m.shape)}")
+            raise InputError(f"{name} must be a square (d, d) matrix, got shape {tuple(m.shape)}")
 
     # Rows are vectors: (L x)ᵀ = xᵀ Lᵀ, and L⁻¹ x solves X Lᵀ = xᵀ from the right.
     def _rows(self, x: Tensor) -> Tensor:

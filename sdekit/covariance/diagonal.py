@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from ..errors import InputError
 from ._validation import as_float_tensor, check_positive
 from .base import CovarianceOperator
 
@@ -21,7 +22,7 @@ class DiagonalCovariance(CovarianceOperator):
     def __init__(self, variances):
         v = as_float_tensor(variances, "variances")
         if v.ndim == 0:
-            raise ValueError("variances must have at least one dimension (the event shape)")
+            raise InputError("variances must have at least one dimension (the event shape)")
         check_positive(v, "variances", "variances")
         self.event_shape = tuple(v.shape)
         self.variances = v

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..errors import InputError
 from ._validation import as_event_shape, as_float_tensor, check_positive, symmetry_tolerance
 from .base import CovarianceOperator
 
@@ -30,7 +31,7 @@ def power_spectrum(images, *, center: bool = True, batch_size: int = 4096) -> Te
     """
     x = torch.as_tensor(images)
     if x.ndim != 4 or x.shape[0] == 0 or not x.is_floating_point():
-        raise ValueError(
+        raise InputError(
             f"images must be a non-empty float tensor (n, C, H, W), got "
             f"{x.dtype} of shape {tuple(x.shape)}"
         )
@@ -63,19 +64,19 @@ class FourierCovariance(CovarianceOperator):
     def __init__(self, eigenvalues, event_shape=None):
         lam = as_float_tensor(eigenvalues, "eigenvalues")
         if lam.ndim < 2:
-            raise ValueError(
+            raise InputError(
                 f"eigenvalues must have shape (..., H, W) on the full frequency grid, "
                 f"got {tuple(lam.shape)}"
             )
         event_shape = tuple(lam.shape) if event_shape is None else as_event_shape(event_shape)
         if len(event_shape) < 2 or event_shape[-2:] != tuple(lam.shape[-2:]):
-            raise ValueError(
+            raise InputError(
                 f"event_shape {event_shape} must end with the spectrum's grid "
                 f"{tuple(lam.shape[-2:])} (eigenvalues on the full H×W grid)"
             )
         pairs = zip(reversed(lam.shape), reversed(event_shape), strict=False)
         if lam.ndim > len(event_shape) or any(a not in (1, b) for a, b in pairs):
-            raise ValueError(
+            raise InputError(
                 f"eigenvalues of shape {tuple(lam.shape)} do not broadcast to "
                 f"event_shape {event_shape}"
             )
@@ -84,7 +85,7 @@ class FourierCovariance(CovarianceOperator):
         tol = symmetry_tolerance(lam.dtype)
         if not torch.allclose(lam, mirrored, rtol=tol, atol=0.0):
             err = ((lam - mirrored).abs() / lam).max()
-            raise ValueError(
+            raise InputError(
                 "eigenvalues must be symmetric, λ[-k] = λ[k] (fftfreq order), so that the "
                 f"covariance is real; max relative asymmetry {float(err):.3g} > {tol:.1e}"
             )
@@ -123,7 +124,7 @@ class FourierCovariance(CovarianceOperator):
         """
         dtype = dtype or torch.get_default_dtype()
         if not floor > 0:
-            raise ValueError(f"floor must be > 0 (Σ must stay invertible), got {floor}")
+            raise InputError(f"floor must be > 0 (Σ must stay invertible), got {floor}")
         power = power_spectrum(images, center=center)
         channels, h, w = power.shape
         spatial = power.mean(0, keepdim=True)

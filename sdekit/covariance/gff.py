@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import InputError
 from ._validation import as_event_shape
 from .fourier import FourierCovariance
 
@@ -61,11 +62,11 @@ class GFFCovariance(FourierCovariance):
     ):
         event_shape = as_event_shape(event_shape)
         if len(event_shape) < 2:
-            raise ValueError(f"event_shape must be (..., H, W), got {event_shape}")
+            raise InputError(f"event_shape must be (..., H, W), got {event_shape}")
         if not (isinstance(alpha, (int, float)) and alpha >= 0):
-            raise ValueError(f"alpha must be a real number >= 0, got {alpha!r}")
+            raise InputError(f"alpha must be a real number >= 0, got {alpha!r}")
         if not (isinstance(dc_frequency, (int, float)) and dc_frequency > 0):
-            raise ValueError(
+            raise InputError(
                 f"dc_frequency must be > 0 (a zero DC makes Σ singular), got {dc_frequency!r}"
             )
         lam = gff_eigenvalues(*event_shape[-2:], alpha, dc_frequency, normalize, dtype, device)

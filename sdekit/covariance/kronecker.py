@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from ..errors import InputError, InputTypeError
 from .base import CovarianceOperator
 from .cholesky import CholeskyCovariance
 
@@ -28,18 +29,20 @@ class KroneckerCovariance(CovarianceOperator):
         if not isinstance(channel, CovarianceOperator):
             channel = CholeskyCovariance(channel)
         if not isinstance(spatial, CovarianceOperator):
-            raise TypeError(f"spatial must be a CovarianceOperator, got {type(spatial).__name__}")
+            raise InputTypeError(
+                f"spatial must be a CovarianceOperator, got {type(spatial).__name__}"
+            )
         if len(channel.event_shape) != 1:
-            raise ValueError(f"channel must act on event_shape (C,), got {channel.event_shape}")
+            raise InputError(f"channel must act on event_shape (C,), got {channel.event_shape}")
         s = spatial.event_shape
         if not (len(s) == 2 or (len(s) == 3 and s[0] == 1)):
-            raise ValueError(f"spatial must have event_shape (1, H, W) or (H, W), got {s}")
+            raise InputError(f"spatial must have event_shape (1, H, W) or (H, W), got {s}")
         for a, b, what in (
             (channel.dtype, spatial.dtype, "dtype"),
             (channel.device, spatial.device, "device"),
         ):
             if a is not None and b is not None and a != b:
-                raise ValueError(f"channel and spatial must share a {what}: {a} vs {b}")
+                raise InputError(f"channel and spatial must share a {what}: {a} vs {b}")
         self.channel = channel
         self.spatial = spatial
         self.event_shape = (channel.event_shape[0], *s[-2:])

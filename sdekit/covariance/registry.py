@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import InputError
 from .base import CovarianceOperator
 from .cholesky import CholeskyCovariance
 from .diagonal import DiagonalCovariance
@@ -114,7 +115,7 @@ def _data_shaped(event_shape, eigenvalues, channel=None):
     spatial = FourierCovariance(torch.as_tensor(eigenvalues, dtype=dtype), spatial_shape)
     if channel is None:
         if tuple(event_shape) != spatial_shape:
-            raise ValueError(f"a data-shaped covariance over {tuple(event_shape)} needs 'channel'")
+            raise InputError(f"a data-shaped covariance over {tuple(event_shape)} needs 'channel'")
         return spatial
     return KroneckerCovariance(torch.as_tensor(channel, dtype=dtype), spatial)
 
@@ -137,11 +138,11 @@ def make_covariance(name: str, event_shape, **params) -> CovarianceOperator:
     """
     key = _ALIASES.get(name.lower(), name.lower())
     if key not in COVARIANCES:
-        raise ValueError(f"unknown noise {name!r}; valid: {', '.join(COVARIANCES)}")
+        raise InputError(f"unknown noise {name!r}; valid: {', '.join(COVARIANCES)}")
     try:
         return COVARIANCES[key].build(event_shape, **params)
     except TypeError as err:
-        raise ValueError(
+        raise InputError(
             f"noise {name!r} ({COVARIANCES[key].about}) cannot take parameters "
             f"{sorted(params)}: {err}"
         ) from err

@@ -5,10 +5,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..errors import InputError
+
 __all__ = ["DatasetError", "ImageDataset", "BatchStream"]
 
 
-class DatasetError(RuntimeError):
+class DatasetError(InputError, RuntimeError):
     """A dataset is missing, truncated or corrupt; the message says how to fix it."""
 
 
@@ -21,7 +23,7 @@ class ImageDataset:
 
     def __init__(self, images: Tensor, labels: Tensor | None = None, flip: bool = False):
         if images.dtype != torch.uint8 or images.ndim != 4:
-            raise ValueError(
+            raise InputError(
                 f"images must be uint8 (n, C, H, W), got {images.dtype} {tuple(images.shape)}"
             )
         self.images, self.labels, self.flip = images, labels, flip
@@ -64,11 +66,11 @@ class BatchStream:
         world_size: int = 1,
     ):
         if global_batch % world_size:
-            raise ValueError(
+            raise InputError(
                 f"global batch {global_batch} is not divisible by world size {world_size}"
             )
         if global_batch > len(dataset):
-            raise ValueError(f"global batch {global_batch} exceeds the dataset size {len(dataset)}")
+            raise InputError(f"global batch {global_batch} exceeds the dataset size {len(dataset)}")
         self.dataset, self.global_batch, self.seed = dataset, global_batch, seed
         self.rank, self.world_size = rank, world_size
         self.epoch, self.offset = 0, 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..errors import InputError
 from .cifar10 import load_cifar10
 from .common import ImageDataset
 from .fashion_mnist import load_fashion_mnist
@@ -36,7 +37,7 @@ def register_dataset(name: str, load, channels: int) -> None:
 
 def _spec(name: str) -> DatasetSpec:
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
+        raise InputError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
     return DATASETS[name]
 
 

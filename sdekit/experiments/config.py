@@ -33,6 +33,7 @@ import torch
 
 from ..covariance import FourierCovariance, make_covariance, power_spectrum
 from ..data import DATASETS, load_dataset_by_name
+from ..errors import InputError
 from ..models import (
     CorrelatedNoiseModel,
     EDMParameterization,
@@ -67,7 +68,7 @@ DATA_NOISE = "data"
 def event_shape(cfg: dict) -> tuple[int, int, int]:
     """(channels, resolution, resolution) of the config's dataset."""
     if cfg["dataset"] not in DATASETS:
-        raise ValueError(f"unknown dataset {cfg['dataset']!r}; valid: {', '.join(DATASETS)}")
+        raise InputError(f"unknown dataset {cfg['dataset']!r}; valid: {', '.join(DATASETS)}")
     channels = DATASETS[cfg["dataset"]].channels
     return (channels, cfg["resolution"], cfg["resolution"])
 
@@ -85,7 +86,7 @@ def model_target(cfg: dict) -> str:
     ``"x0"``, ``"v"``, ``"edm"`` or ``"gaussian-residual"`` (ε − ε̂ of a Gaussian)."""
     target = cfg["model"].get("target", "correlated")
     if target not in MODEL_TARGETS:
-        raise ValueError(f"model target must be one of {MODEL_TARGETS}, got {target!r}")
+        raise InputError(f"model target must be one of {MODEL_TARGETS}, got {target!r}")
     return target
 
 
@@ -93,7 +94,7 @@ def schedule_name(cfg: dict) -> str:
     """``"linear"`` (DDPM's chain, the default) or ``"aligned"``."""
     name = cfg.get("schedule", "linear")
     if name not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {SCHEDULES}, got {name!r}")
+        raise InputError(f"schedule must be one of {SCHEDULES}, got {name!r}")
     return name
 
 
@@ -163,7 +164,7 @@ def _linear_betas(cfg: dict) -> torch.Tensor:
 def build_sde(cfg: dict) -> NIVPSDE:
     """The NI-VP SDE of the config's chain (DDPM's, or aligned) and noise covariance."""
     if _sde_needs_data(cfg):
-        raise ValueError(
+        raise InputError(
             "the config measures its noise or schedule from the data: run it through "
             "complete_from_data(cfg, images) first"
         )
@@ -190,7 +191,7 @@ def sampling_times(
     chain (a :class:`~sdekit.sampling.GaussianTeleport`'s hand-over time; default T); the
     reference grid then starts at DDPM's time of the same log-SNR."""
     if grid not in SAMPLING_GRIDS:
-        raise ValueError(f"grid must be one of {SAMPLING_GRIDS}, got {grid!r}")
+        raise InputError(f"grid must be one of {SAMPLING_GRIDS}, got {grid!r}")
     if grid == "auto":
         grid = "reference" if schedule_name(cfg) == "aligned" else "own"
     if grid == "own":
@@ -227,11 +228,11 @@ def build_model(cfg: dict, sde: NIVPSDE) -> torch.nn.Module:
         return CorrelatedNoiseModel(net, sde.covariance)
     if target == "edm":
         if "sigma_data" not in cfg["model"]:
-            raise ValueError("model target 'edm' needs model.sigma_data (complete_from_data)")
+            raise InputError("model target 'edm' needs model.sigma_data (complete_from_data)")
         return ParameterizedModel(net, EDMParameterization(cfg["model"]["sigma_data"]), sde)
     if target == "gaussian-residual":
         if "gaussian" not in cfg["model"]:
-            raise ValueError(
+            raise InputError(
                 "model target 'gaussian-residual' needs model.gaussian (complete_from_data)"
             )
         return ParameterizedModel(net, gaussian_residual(cfg["model"]["gaussian"]), sde)

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from .._progress import progress_bar
+from ..errors import InputError
 from ..metrics import (
     FeatureStats,
     frechet_distance_bootstrap,
@@ -153,9 +154,9 @@ def _seeds(seed) -> tuple[int, ...]:
     """``seed`` as a non-empty tuple of distinct integers >= 0."""
     seeds = (seed,) if isinstance(seed, int) else tuple(seed)
     if not seeds or any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in seeds):
-        raise ValueError(f"seed must be an integer >= 0 or a list of them, got {seed!r}")
+        raise InputError(f"seed must be an integer >= 0 or a list of them, got {seed!r}")
     if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seed: the sampling seeds must be distinct, got {list(seeds)}")
+        raise InputError(f"seed: the sampling seeds must be distinct, got {list(seeds)}")
     return seeds
 
 
@@ -192,7 +193,7 @@ def evaluate_run(
     from ..likelihood import bits_per_dim
 
     if n < 2:
-        raise ValueError(f"n (samples per cell) must be >= 2, got {n}")
+        raise InputError(f"n (samples per cell) must be >= 2, got {n}")
     seeds = _seeds(seed)
     cfg, sde, model = load_trained(run_dir, device)
     test = load_dataset(cfg, train=False)
@@ -207,7 +208,7 @@ def evaluate_run(
     if grid == "auto":
         grid = "reference" if schedule_name(cfg) == "aligned" else "own"
     if teleport is not None and not float(teleport) > 0:
-        raise ValueError(f"teleport (a max SNR) must be > 0, got {teleport}")  # before any work
+        raise InputError(f"teleport (a max SNR) must be > 0, got {teleport}")  # before any work
     jump = None if teleport is None else float(teleport)
     groups = [
         [EvalCell(s, k, n, sd, clip_x0, grid, jump) for sd in seeds]

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from ..errors import InputError
 from ..sampling import GaussianTeleport
 from ..training import TrainConfig, Trainer, load_checkpoint, load_state_strict
 from ..training.images import save_image_grid, to_uint8
@@ -110,7 +111,7 @@ def fit_teleport(cfg: dict, sde, max_snr: float) -> GaussianTeleport:
     image and covariance, handing over where the largest whitened mode reaches ``max_snr``."""
     max_snr = float(max_snr)
     if not max_snr > 0:
-        raise ValueError(f"teleport (a max SNR) must be > 0, got {max_snr}")
+        raise InputError(f"teleport (a max SNR) must be > 0, got {max_snr}")
     train = load_dataset(cfg, train=True)
     jump = GaussianTeleport.from_data(sde, train.batch(torch.arange(len(train))), max_snr)
     log.info("%r", jump)

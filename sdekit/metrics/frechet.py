@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..errors import InputError
+
 __all__ = ["frechet_distance", "frechet_distance_bootstrap", "FeatureStats"]
 
 
@@ -23,13 +25,13 @@ def frechet_distance(mu1, cov1, mu2, cov2) -> float:
     mu1, mu2 = (torch.as_tensor(m, dtype=torch.float64) for m in (mu1, mu2))
     c1, c2 = (torch.as_tensor(c, dtype=torch.float64) for c in (cov1, cov2))
     if mu1.shape != mu2.shape or mu1.ndim != 1:
-        raise ValueError(
+        raise InputError(
             f"means must be 1-D of equal length, got {tuple(mu1.shape)}, {tuple(mu2.shape)}"
         )
     d = mu1.shape[0]
     for name, c in (("cov1", c1), ("cov2", c2)):
         if c.shape != (d, d):
-            raise ValueError(f"{name} must have shape ({d}, {d}), got {tuple(c.shape)}")
+            raise InputError(f"{name} must have shape ({d}, {d}), got {tuple(c.shape)}")
     return float(_frechet(mu1, c1, _sym_sqrt(c1), mu2, c2))
 
 
@@ -59,11 +61,11 @@ def frechet_distance_bootstrap(
     """
     f = torch.as_tensor(features).detach().to("cpu", torch.float64)
     if f.ndim != 2 or f.shape[1] != reference.dim:
-        raise ValueError(f"features must have shape (n, {reference.dim}), got {tuple(f.shape)}")
+        raise InputError(f"features must have shape (n, {reference.dim}), got {tuple(f.shape)}")
     if f.shape[0] < 2:
-        raise ValueError(f"need at least 2 feature vectors, got {f.shape[0]}")
+        raise InputError(f"need at least 2 feature vectors, got {f.shape[0]}")
     if n_boot < 2:
-        raise ValueError(f"n_boot must be >= 2, got {n_boot}")
+        raise InputError(f"n_boot must be >= 2, got {n_boot}")
     c_ref = reference.covariance
     s_ref = _sym_sqrt(c_ref)
     out = torch.empty(n_boot, dtype=torch.float64)
@@ -90,7 +92,7 @@ class FeatureStats:
     def update(self, features: Tensor) -> None:
         f = torch.as_tensor(features).detach().to("cpu", torch.float64)
         if f.ndim != 2 or f.shape[1] != self.dim:
-            raise ValueError(f"features must have shape (n, {self.dim}), got {tuple(f.shape)}")
+            raise InputError(f"features must have shape (n, {self.dim}), got {tuple(f.shape)}")
         if self._shift is None:
             self._shift = f.mean(0)
         g = f - self._shift
@@ -105,7 +107,7 @@ class FeatureStats:
     @property
     def covariance(self) -> Tensor:
         if self.n < 2:
-            raise ValueError("need at least 2 feature vectors for a covariance")
+            raise InputError("need at least 2 feature vectors for a covariance")
         m = self._sum / self.n
         return (self._outer - self.n * torch.outer(m, m)) / (self.n - 1)
 

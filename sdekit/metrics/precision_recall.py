@@ -5,13 +5,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..errors import InputError
+
 __all__ = ["knn_radii", "precision_recall"]
 
 
 def _as_features(x, name: str) -> Tensor:
     x = torch.as_tensor(x).detach().to(torch.float64)
     if x.ndim != 2:
-        raise ValueError(f"{name} must have shape (n, d), got {tuple(x.shape)}")
+        raise InputError(f"{name} must have shape (n, d), got {tuple(x.shape)}")
     return x
 
 
@@ -19,7 +21,7 @@ def knn_radii(features: Tensor, k: int = 3, chunk: int = 1024) -> Tensor:
     """Distance from each point to its k-th nearest neighbour in the same set (itself excluded)."""
     f = _as_features(features, "features")
     if not (1 <= k < f.shape[0]):
-        raise ValueError(f"k must satisfy 1 <= k < n = {f.shape[0]}, got {k}")
+        raise InputError(f"k must satisfy 1 <= k < n = {f.shape[0]}, got {k}")
     out = []
     for block in f.split(chunk):
         d = torch.cdist(block, f)
@@ -41,7 +43,7 @@ def precision_recall(real, fake, k: int = 3, chunk: int = 1024) -> tuple[float, 
     manifold, and of real samples inside the generated one."""
     r, g = _as_features(real, "real"), _as_features(fake, "fake")
     if r.shape[1] != g.shape[1]:
-        raise ValueError(
+        raise InputError(
             f"real and fake features differ in dimension: {r.shape[1]} vs {g.shape[1]}"
         )
     precision = _coverage(g, r, knn_radii(r, k, chunk), chunk)

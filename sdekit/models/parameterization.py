@@ -56,6 +56,7 @@ import torch
 from torch import Tensor, nn
 
 from ..covariance import CovarianceOperator, IdentityCovariance
+from ..errors import InputError
 from ..sde import SDE, GaussianOracle, expand_to
 from ..sde.parameterization import v_to_eps
 
@@ -200,7 +201,7 @@ class EDMParameterization(Parameterization):
 
     def __init__(self, sigma_data: float = 0.5):
         if not (math.isfinite(sigma_data) and sigma_data > 0):
-            raise ValueError(f"sigma_data must be finite and > 0, got {sigma_data}")
+            raise InputError(f"sigma_data must be finite and > 0, got {sigma_data}")
         self.sigma_data = float(sigma_data)
 
     def _scales(self, sde, t, like):
@@ -264,14 +265,14 @@ class GaussianResidualParameterization(Parameterization):
         elif covariance.ndim == 2 and covariance.shape[0] == covariance.shape[1]:
             shape, dim = None, covariance.shape[0]
         else:
-            raise ValueError(
+            raise InputError(
                 f"covariance must be a CovarianceOperator or a square (d, d) matrix, "
                 f"got shape {tuple(covariance.shape)}"
             )
         if self.mean.numel() != 1 and (
             self.mean.numel() != dim or (shape is not None and tuple(self.mean.shape) != shape)
         ):
-            raise ValueError(
+            raise InputError(
                 f"mean must be a scalar or have the covariance's event shape "
                 f"{shape if shape is not None else (dim,)}, got {tuple(self.mean.shape)}"
             )
@@ -317,9 +318,9 @@ def gaussian_residual_from_data(images: Tensor, ridge: float = 1e-6) -> dict:
 
     x = torch.as_tensor(images)
     if x.ndim != 4 or x.shape[0] < 2 or not x.is_floating_point():
-        raise ValueError(f"images must be a float tensor (n >= 2, C, H, W), got {tuple(x.shape)}")
+        raise InputError(f"images must be a float tensor (n >= 2, C, H, W), got {tuple(x.shape)}")
     if not (math.isfinite(ridge) and ridge > 0):
-        raise ValueError(f"ridge must be a finite number > 0, got {ridge}")
+        raise InputError(f"ridge must be a finite number > 0, got {ridge}")
     mean = x.to(torch.float64).mean(0)
     power = power_spectrum(x.to(torch.float64) - mean, center=False) + ridge
     return {"mean": mean.tolist(), "spectrum": power.tolist()}
@@ -352,7 +353,7 @@ def make_parameterization(name: str, **params) -> Parameterization:
     ``gaussian-residual``) with its keyword ``params``."""
     if name not in PARAMETERIZATIONS:
         valid = ", ".join(PARAMETERIZATIONS)
-        raise ValueError(f"unknown parameterization {name!r}; valid: {valid}")
+        raise InputError(f"unknown parameterization {name!r}; valid: {valid}")
     return PARAMETERIZATIONS[name](**params)
 
 
@@ -363,7 +364,7 @@ def whitened_data_std(data_variances, noise_variances) -> float:
     p = torch.as_tensor(data_variances, dtype=torch.float64)
     lam = torch.as_tensor(noise_variances, dtype=torch.float64)
     if not (bool((p >= 0).all()) and bool((lam > 0).all()) and p.numel() > 0):
-        raise ValueError("data_variances must be >= 0 and noise_variances > 0 (one per mode)")
+        raise InputError("data_variances must be >= 0 and noise_variances > 0 (one per mode)")
     return float((p / lam).mean().sqrt())
 
 

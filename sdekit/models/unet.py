@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import InputError
+
 __all__ = ["UNet", "timestep_embedding"]
 
 
@@ -121,7 +123,7 @@ class UNet(nn.Module):
         super().__init__()
         factor = 2 ** (len(ch_mult) - 1)
         if resolution % factor:
-            raise ValueError(f"resolution {resolution} must be divisible by {factor}")
+            raise InputError(f"resolution {resolution} must be divisible by {factor}")
         self.in_channels, self.resolution, self.time_scale = in_channels, resolution, time_scale
         self.ch, tdim = ch, 4 * ch
         self.temb = nn.Sequential(nn.Linear(ch, tdim), nn.SiLU(), nn.Linear(tdim, tdim))
@@ -168,7 +170,7 @@ class UNet(nn.Module):
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
+            raise InputError(
                 f"x must have shape (n, {self.in_channels}, H, W), got {tuple(x.shape)}"
             )
         if t.ndim == 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from ..errors import InputError
 from .engine import register_sampler, whitened_noise
 
 
@@ -20,7 +21,7 @@ def ancestral(sde, model, x, grid, *, generator=None, variance: str = "posterior
     x_s = x_t + (σ_t² - σ_s²) Σ∇log p + σ̃ L z.
     """
     if variance not in ("posterior", "beta"):
-        raise ValueError(f"variance must be 'posterior' or 'beta', got {variance!r}")
+        raise InputError(f"variance must be 'posterior' or 'beta', got {variance!r}")
     L = sde.covariance.sqrt_apply
     for i in range(grid.num_intervals):
         a_t, s_t = float(grid.alpha[i]), float(grid.sigma[i])

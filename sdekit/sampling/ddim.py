@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from ..errors import InputError
 from .engine import register_sampler, whitened_noise
 
 
@@ -15,7 +16,7 @@ def ddim(sde, model, x, grid, *, generator=None, eta: float = 0.0):
     η = 0 is deterministic DDIM (Euler in σ/α), η = 1 is ancestral sampling.
     """
     if not (eta >= 0):
-        raise ValueError(f"eta must be >= 0, got {eta}")
+        raise InputError(f"eta must be >= 0, got {eta}")
     L = sde.covariance.sqrt_apply
     for i in range(grid.num_intervals):
         a_t, s_t = float(grid.alpha[i]), float(grid.sigma[i])

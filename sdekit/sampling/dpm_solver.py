@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 
+from ..errors import InputError
 from ._multistep import half_log_snr, step_orders
 from .engine import register_sampler
 
@@ -41,9 +42,9 @@ PREDICTIONS = ("noise", "data")
 
 def _check(order: int, prediction: str, orders=(1, 2, 3)) -> None:
     if order not in orders:
-        raise ValueError(f"order must be one of {orders}, got {order!r}")
+        raise InputError(f"order must be one of {orders}, got {order!r}")
     if prediction not in PREDICTIONS:
-        raise ValueError(f"prediction must be 'noise' or 'data', got {prediction!r}")
+        raise InputError(f"prediction must be 'noise' or 'data', got {prediction!r}")
 
 
 def _output(sde, model, x, t, prediction: str):

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from .._progress import progress_bar
+from ..errors import InputError, InputTypeError
 from ..sde import SDE
 from .grids import GRIDS
 
@@ -126,13 +127,13 @@ def available_samplers() -> list[str]:
 def resolve_sampler(name: str) -> SamplerEntry:
     """The registry entry of ``name``; ``ValueError`` naming the valid samplers otherwise."""
     if not isinstance(name, str):
-        raise TypeError(f"sampler must be a name (str), got {type(name).__name__}")
+        raise InputTypeError(f"sampler must be a name (str), got {type(name).__name__}")
     if name in SAMPLERS:
         return SAMPLERS[name]
     prefix, _, method = name.partition(":")
     if method and prefix in _PREFIXED:
         return _PREFIXED[prefix](method)
-    raise ValueError(f"unknown sampler {name!r}; valid samplers: {', '.join(available_samplers())}")
+    raise InputError(f"unknown sampler {name!r}; valid samplers: {', '.join(available_samplers())}")
 
 
 class NonFiniteModelOutput(FloatingPointError):
@@ -155,11 +156,11 @@ class _CountingModel:
             self.bar.update(1)
         if not isinstance(out, Tensor) or out.shape != x.shape:
             got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-            raise ValueError(
+            raise InputError(
                 f"model(x, t) must return ε̂ with the shape of x {tuple(x.shape)}, got {got}"
             )
         if out.dtype != x.dtype or out.device != x.device:
-            raise TypeError(
+            raise InputTypeError(
                 f"model(x, t) returned ε̂ of dtype {out.dtype} on {out.device} for x of dtype "
                 f"{x.dtype} on {x.device}: the model's output must match its input (cast it in "
                 f"the model, or sample with dtype={out.dtype})"
@@ -187,7 +188,7 @@ class _ClippedModel:
 
     def __init__(self, model, sde: SDE, c: float):
         if not c > 0:
-            raise ValueError(f"clip_x0 must be > 0, got {c}")
+            raise InputError(f"clip_x0 must be > 0, got {c}")
         self.model, self.sde, self.c = model, sde, c
 
     def __call__(self, x: Tensor, t) -> Tensor:
@@ -205,24 +206,24 @@ def _make_grid(
     if isinstance(grid, Tensor) or (grid is not None and not isinstance(grid, str)):
         t = torch.as_tensor(grid, dtype=torch.float64).flatten()
         if t.numel() < 1:
-            raise ValueError("grid must contain at least one time")
+            raise InputError("grid must contain at least one time")
         sde.check_time(t, "grid")
         if start is not None and abs(float(t[0]) - start) > 1e-9:
-            raise ValueError(
+            raise InputError(
                 f"an explicit grid must start where the teleport hands over "
                 f"(t = {start:.6g}), got grid[0] = {float(t[0]):.6g}"
             )
         if t.numel() > 1 and not bool((t[1:] < t[:-1]).all()):
-            raise ValueError("grid must be strictly decreasing (from T towards 0)")
+            raise InputError("grid must be strictly decreasing (from T towards 0)")
         sigma_last = sde.marginal(t[-1:])[1]
         if float(sigma_last) == 0.0:  # explicit grid ending at a noise-free time: denoise there
             t, denoise = t[:-1], True
             if t.numel() == 0:
-                raise ValueError("grid must contain a time with σ_t > 0 before the final t = 0")
+                raise InputError("grid must contain a time with σ_t > 0 before the final t = 0")
         return Grid.from_times(sde, t, denoise)
     name = default if grid is None else grid
     if name not in GRIDS:
-        raise ValueError(f"unknown grid {name!r}; valid grids: {', '.join(GRIDS)} or a tensor")
+        raise InputError(f"unknown grid {name!r}; valid grids: {', '.join(GRIDS)} or a tensor")
     num = steps if denoise else steps + 1
     return Grid.from_times(sde, GRIDS[name](sde, num, eps, start=start), denoise)
 
@@ -287,30 +288,30 @@ def sample(
     """
     entry = resolve_sampler(sampler)
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
+        raise InputError(f"steps must be an int >= 1, got {steps!r}")
     eps = sde.default_eps if eps is None else float(eps)
     if not (0 < eps < sde.T):
-        raise ValueError(f"eps must lie in (0, T={sde.T}), got {eps}")
+        raise InputError(f"eps must lie in (0, T={sde.T}), got {eps}")
     if x_T is None:
         if not (isinstance(n, int) and n >= 1):
-            raise ValueError(f"give n (an int >= 1) or x_T; got n={n!r}")
+            raise InputError(f"give n (an int >= 1) or x_T; got n={n!r}")
         x = sde.prior_sample(n, generator=generator, dtype=dtype, device=device)
     else:
         sde.covariance.check_input(x_T, "x_T")
         if x_T.ndim != len(sde.event_shape) + 1:
             dims = ", ".join(map(str, sde.event_shape))
-            raise ValueError(f"x_T must have shape (n, {dims}), got {tuple(x_T.shape)}")
+            raise InputError(f"x_T must have shape (n, {dims}), got {tuple(x_T.shape)}")
         if n is not None and n != x_T.shape[0]:
-            raise ValueError(f"n={n} disagrees with x_T's batch size {x_T.shape[0]}")
+            raise InputError(f"n={n} disagrees with x_T's batch size {x_T.shape[0]}")
         x = x_T
     denoise = entry.default_denoise if denoise is None else bool(denoise)
     start = None
     if teleport is not None:
         if teleport.sde is not sde:
-            raise ValueError("teleport was built for another SDE than the one sampled")
+            raise InputError("teleport was built for another SDE than the one sampled")
         start = teleport.time
         if not (eps < start):
-            raise ValueError(f"the teleport's hand-over time {start:.6g} is not above eps={eps}")
+            raise InputError(f"the teleport's hand-over time {start:.6g} is not above eps={eps}")
         x = teleport(x)
     g = _make_grid(sde, grid, steps, eps, denoise, entry.default_grid, start)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..errors import InputError
 from ..sde import SDE
 
 __all__ = [
@@ -29,7 +30,7 @@ def _start(sde: SDE, start: float | None, eps: float) -> float:
         return sde.T
     start = float(start)
     if not (eps < start <= sde.T):
-        raise ValueError(f"start must lie in (eps={eps:g}, T={sde.T:g}], got {start:g}")
+        raise InputError(f"start must lie in (eps={eps:g}, T={sde.T:g}], got {start:g}")
     return start
 
 
@@ -75,7 +76,7 @@ def transfer_grid(times, source: SDE, target: SDE) -> Tensor:
     lam = source.log_snr(t)
     lo, hi = target.log_snr(torch.tensor([target.T, 1e-300], dtype=torch.float64)).tolist()
     if bool((lam < lo - 1e-9).any() or (lam > hi + 1e-9).any()):
-        raise ValueError(
+        raise InputError(
             f"the grid's log-SNRs {float(lam.min()):.3g} … {float(lam.max()):.3g} leave the "
             f"target's range {lo:.3g} … {hi:.3g}"
         )

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..errors import InputError
 from ..sde import SDE
 from .engine import resolve_sampler, sample
 from .grids import GRIDS
@@ -97,29 +98,29 @@ def optimize_grid(
 
     entry = resolve_sampler(sampler)
     if entry.stochastic:
-        raise ValueError(
+        raise InputError(
             f"optimize_grid needs a deterministic sampler; {sampler!r} draws noise, so its "
             "output has no fixed target"
         )
     denoise = entry.default_denoise if denoise is None else bool(denoise)
     evals = entry.evals_per_step
     if evals is None:
-        raise ValueError(
+        raise InputError(
             f"optimize_grid needs a fixed number of model calls per step ({sampler!r})"
         )
     if not (isinstance(steps, int) and steps >= 1):
-        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
+        raise InputError(f"steps must be an int >= 1, got {steps!r}")
     intervals = (steps - int(denoise)) // evals
     if intervals < 1:
-        raise ValueError(
+        raise InputError(
             f"steps={steps} leaves no interval for {sampler!r} ({evals} calls per interval"
             f"{' plus the final denoising step' if denoise else ''})"
         )
     if not (isinstance(n, int) and n >= 1):
-        raise ValueError(f"n must be an int >= 1, got {n!r}")
+        raise InputError(f"n must be an int >= 1, got {n!r}")
     eps = sde.default_eps if eps is None else float(eps)
     if not (0 < eps < sde.T):
-        raise ValueError(f"eps must lie in (0, T={sde.T}), got {eps}")
+        raise InputError(f"eps must lie in (0, T={sde.T}), got {eps}")
 
     x_T = sde.prior_sample(n, generator=generator, dtype=dtype, device=device)
     with torch.no_grad():

@@ -6,6 +6,7 @@ import math
 
 import torch
 
+from ..errors import InputError
 from .engine import register_sampler, whitened_noise
 
 
@@ -42,11 +43,11 @@ def pc(
     or ``"euler_maruyama"`` on the reverse SDE.
     """
     if predictor not in ("reverse_diffusion", "euler_maruyama"):
-        raise ValueError(
+        raise InputError(
             f"predictor must be 'reverse_diffusion' or 'euler_maruyama', got {predictor!r}"
         )
     if not (isinstance(corrector_steps, int) and corrector_steps >= 0):
-        raise ValueError(f"corrector_steps must be an int >= 0, got {corrector_steps!r}")
+        raise InputError(f"corrector_steps must be an int >= 0, got {corrector_steps!r}")
     L = sde.covariance.sqrt_apply
     sqrt_d = math.sqrt(sde.covariance.dim)
     for i in range(grid.num_intervals):

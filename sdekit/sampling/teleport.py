@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from ..covariance import FourierCovariance
+from ..errors import InputError
 from ..sde import SDE, GaussianOracle
 
 __all__ = ["GaussianTeleport"]
@@ -51,12 +52,12 @@ class GaussianTeleport:
     def __init__(self, sde: SDE, mean, covariance, max_snr: float = 1.0):
         max_snr = float(max_snr)
         if not (math.isfinite(max_snr) and max_snr > 0):
-            raise ValueError(f"max_snr must be a finite number > 0, got {max_snr}")
+            raise InputError(f"max_snr must be a finite number > 0, got {max_snr}")
         self.sde, self.max_snr = sde, max_snr
         self.oracle = GaussianOracle(sde, mean, covariance)
         self.c_max = float(self.oracle.c_full.max())
         if not self.c_max > 0:
-            raise ValueError("covariance is zero: there is no Gaussian structure to flow along")
+            raise InputError("covariance is zero: there is no Gaussian structure to flow along")
         # α²c/σ² = max_snr  ⇔  log-SNR log(α²/σ²) = log(max_snr / c_max)
         target = torch.tensor(math.log(max_snr / self.c_max), dtype=torch.float64)
         t = float(sde.t_of_log_snr(target)) if target > sde.log_snr(sde.T) else sde.T
@@ -73,12 +74,12 @@ class GaussianTeleport:
         x = torch.as_tensor(images)
         shape = tuple(sde.event_shape)
         if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != shape or x.shape[0] < 2:
-            raise ValueError(
+            raise InputError(
                 f"images must have shape (n >= 2, {', '.join(map(str, shape))}), "
                 f"got {tuple(x.shape)}"
             )
         if not (ridge >= 0 and math.isfinite(ridge)):
-            raise ValueError(f"ridge must be a finite number >= 0, got {ridge}")
+            raise InputError(f"ridge must be a finite number >= 0, got {ridge}")
         x = x.to(torch.float64)
         mean = x.mean(0)
         d = mean.numel()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import InputError
 from .engine import SamplerEntry, register_prefix
 
 FIXED_METHODS = ("euler", "midpoint", "heun2", "heun3", "rk4", "explicit_adams", "implicit_adams")
@@ -84,7 +85,7 @@ def _make(method: str):
 
 def _resolve(method: str) -> SamplerEntry:
     if method not in FIXED_METHODS + ADAPTIVE_METHODS:
-        raise ValueError(
+        raise InputError(
             f"unknown torchdiffeq method {method!r}; valid: "
             + ", ".join(f"torchdiffeq:{m}" for m in FIXED_METHODS + ADAPTIVE_METHODS)
         )

@@ -25,6 +25,7 @@ import math
 import torch
 from torch import Tensor
 
+from ..errors import InputError
 from .engine import SamplerEntry, register_prefix
 
 #: methods torchsde offers for additive noise with a diffusion-vector product
@@ -158,9 +159,9 @@ def _make(method: str):
 
 def _resolve(method: str) -> SamplerEntry:
     if method in _UNSUPPORTED:
-        raise ValueError(f"torchsde:{method} is not supported: {_UNSUPPORTED[method]}")
+        raise InputError(f"torchsde:{method} is not supported: {_UNSUPPORTED[method]}")
     if method not in TORCHSDE_METHODS:
-        raise ValueError(
+        raise InputError(
             f"unknown torchsde method {method!r}; valid: "
             + ", ".join(f"torchsde:{m}" for m in TORCHSDE_METHODS)
         )

@@ -7,6 +7,7 @@ import math
 
 import torch
 
+from ..errors import InputError
 from ._multistep import half_log_snr
 from .engine import register_sampler
 
@@ -55,11 +56,11 @@ def unipc(
     cost 100× in accuracy, see docs/samplers.md).
     """
     if order not in (1, 2, 3):
-        raise ValueError(f"order must be 1, 2 or 3, got {order!r}")
+        raise InputError(f"order must be 1, 2 or 3, got {order!r}")
     if variant not in ("bh1", "bh2"):
-        raise ValueError(f"variant must be 'bh1' or 'bh2', got {variant!r}")
+        raise InputError(f"variant must be 'bh1' or 'bh2', got {variant!r}")
     if prediction not in ("data", "noise"):
-        raise ValueError(f"prediction must be 'data' or 'noise', got {prediction!r}")
+        raise InputError(f"prediction must be 'data' or 'noise', got {prediction!r}")
     lam = half_log_snr(grid)
     total = grid.num_steps
     noise = prediction == "noise"

@@ -39,6 +39,7 @@ from scipy.interpolate import PchipInterpolator
 from torch import Tensor
 
 from ..covariance import CovarianceOperator, FourierCovariance, IdentityCovariance
+from ..errors import InputError, InputTypeError
 
 __all__ = [
     "AlignedLogSNR",
@@ -62,7 +63,7 @@ def fourier_eigenvalues(covariance: CovarianceOperator) -> Tensor:
         return torch.ones(shape, dtype=F64)
     if isinstance(covariance, FourierCovariance):
         return covariance.eigenvalues.to("cpu", F64).expand(shape).clone()
-    raise TypeError(
+    raise InputTypeError(
         "the per-mode SNR needs a covariance diagonal in the Fourier basis "
         f"(IdentityCovariance or a FourierCovariance such as GFF), got {type(covariance).__name__}"
     )
@@ -78,7 +79,7 @@ def crossing_log_snrs(data_variances, noise_variances) -> Tensor:
     lam = torch.as_tensor(noise_variances, dtype=F64)
     for name, v in (("data_variances", p), ("noise_variances", lam)):
         if not (torch.isfinite(v).all() and (v > 0).all()):
-            raise ValueError(f"{name} must be finite and > 0 (a variance per mode)")
+            raise InputError(f"{name} must be finite and > 0 (a variance per mode)")
     p, lam = torch.broadcast_tensors(p, lam)
     return (lam.log() - p.log()).flatten()
 
@@ -87,7 +88,7 @@ def chain_log_snr(betas) -> Tensor:
     """ℓ_i = log(ᾱ_i / (1 - ᾱ_i)) of a DDPM chain, ᾱ_i = Π_{j≤i}(1 - β_j), i = 1..N."""
     b = torch.as_tensor(betas, dtype=F64)
     if b.ndim != 1 or b.numel() == 0 or not bool(((b > 0) & (b < 1)).all()):
-        raise ValueError(
+        raise InputError(
             f"betas must be a non-empty 1-D sequence in (0, 1), got shape {tuple(b.shape)}"
         )
     log_abar = torch.cumsum(torch.log1p(-b), 0)
@@ -100,7 +101,7 @@ def snr_crossing_times(log_snr_chain: Tensor, crossings: Tensor) -> Tensor:
     crossings above ℓ_1 give t ≤ 1/N, below ℓ_N give 1."""
     ell = torch.as_tensor(log_snr_chain, dtype=F64)
     if ell.ndim != 1 or ell.numel() < 2 or not bool((torch.diff(ell) < 0).all()):
-        raise ValueError("log_snr_chain must be a 1-D, strictly decreasing sequence (t = i/N)")
+        raise InputError("log_snr_chain must be a 1-D, strictly decreasing sequence (t = i/N)")
     crossings = torch.as_tensor(crossings, dtype=F64)
     n = ell.numel()
     t = torch.arange(1, n + 1, dtype=F64) / n
@@ -123,9 +124,9 @@ class AlignedLogSNR:
     def __post_init__(self):
         r, a = np.asarray(self.reference, float), np.asarray(self.aligned, float)
         if r.ndim != 1 or r.shape != a.shape or r.size < 2:
-            raise ValueError("reference and aligned must be 1-D knot lists of equal length >= 2")
+            raise InputError("reference and aligned must be 1-D knot lists of equal length >= 2")
         if not (np.all(np.diff(r) > 0) and np.all(np.diff(a) > 0)):
-            raise ValueError("the knots must be strictly increasing (a monotone map)")
+            raise InputError("the knots must be strictly increasing (a monotone map)")
 
     @classmethod
     def fit(
@@ -154,9 +155,9 @@ class AlignedLogSNR:
         outer knots.
         """
         if num_knots < 2:
-            raise ValueError(f"num_knots must be >= 2, got {num_knots}")
+            raise InputError(f"num_knots must be >= 2, got {num_knots}")
         if not 0 < min_slope <= 1:
-            raise ValueError(f"min_slope must lie in (0, 1], got {min_slope}")
+            raise InputError(f"min_slope must lie in (0, 1], got {min_slope}")
         q = torch.linspace(0, 1, num_knots, dtype=F64)
         ref = torch.quantile(crossing_log_snrs(data_variances, reference_noise_variances), q)
         new = torch.quantile(crossing_log_snrs(data_variances, noise_variances), q)
@@ -168,7 +169,7 @@ class AlignedLogSNR:
         if log_snr_range is not None:
             lo, hi = (float(v) for v in log_snr_range)
             if not (lo < min(ref[0], new[0]) and hi > max(ref[-1], new[-1])):
-                raise ValueError(
+                raise InputError(
                     f"log_snr_range ({lo:.3g}, {hi:.3g}) must enclose every crossing "
                     f"log-SNR (reference {ref[0]:.3g} … {ref[-1]:.3g}, "
                     f"aligned {new[0]:.3g} … {new[-1]:.3g})"

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from ..covariance import CovarianceOperator
+from ..errors import InputError, InputTypeError
 
 __all__ = ["SDE", "ReverseProcess", "DiscreteChain", "as_time", "expand_to"]
 
@@ -87,12 +88,12 @@ class SDE(abc.ABC):
 
     def __init__(self, covariance: CovarianceOperator, T: float):
         if not isinstance(covariance, CovarianceOperator):
-            raise TypeError(
+            raise InputTypeError(
                 f"covariance must be a CovarianceOperator (e.g. GFFCovariance), "
                 f"got {type(covariance).__name__}"
             )
         if not (isinstance(T, (int, float)) and T > 0):
-            raise ValueError(f"T must be a positive number, got {T!r}")
+            raise InputError(f"T must be a positive number, got {T!r}")
         self.covariance = covariance
         self.T = float(T)
 
@@ -148,12 +149,12 @@ class SDE(abc.ABC):
         """``t`` as a tensor, or a ValueError unless every entry lies in [0, T]."""
         t = as_time(t)
         if t.numel() and (bool((t < 0).any()) or bool((t > self.T * (1 + 1e-12)).any())):
-            raise ValueError(
+            raise InputError(
                 f"{name} must lie in [0, T={self.T}], got values in "
                 f"[{float(t.min()):.6g}, {float(t.max()):.6g}]"
             )
         if not bool(torch.isfinite(t).all()):
-            raise ValueError(f"{name} must be finite")
+            raise InputError(f"{name} must be finite")
         return t
 
     def perturb(
@@ -171,7 +172,7 @@ class SDE(abc.ABC):
         if noise is None:
             noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
         elif noise.shape != x0.shape:
-            raise ValueError(
+            raise InputError(
                 f"noise must have the shape of x0 {tuple(x0.shape)}, got {tuple(noise.shape)}"
             )
         alpha, sigma = self.marginal(t)
@@ -237,7 +238,7 @@ class SDE(abc.ABC):
     def discretize(self, num_steps: int) -> DiscreteChain:
         """The classical discrete chain: DDPM for VP (t_i = iT/N), SMLD for VE."""
         if not (isinstance(num_steps, int) and num_steps >= 1):
-            raise ValueError(f"num_steps must be a positive int, got {num_steps!r}")
+            raise InputError(f"num_steps must be a positive int, got {num_steps!r}")
         t = self._chain_times(num_steps)
         alpha, sigma = self.marginal(t)
         return DiscreteChain(t=t, alpha=alpha, sigma=sigma)
@@ -257,7 +258,9 @@ class ReverseProcess:
 
     def __init__(self, sde: SDE, model, probability_flow: bool = False):
         if not callable(model):
-            raise TypeError(f"model must be callable as model(x, t), got {type(model).__name__}")
+            raise InputTypeError(
+                f"model must be callable as model(x, t), got {type(model).__name__}"
+            )
         self.sde = sde
         self.model = model
         self.probability_flow = bool(probability_flow)

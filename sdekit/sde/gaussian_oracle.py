@@ -34,6 +34,7 @@ from ..covariance import (
     FourierCovariance,
     IdentityCovariance,
 )
+from ..errors import InputError, InputTypeError
 from .base import SDE, as_time
 
 __all__ = ["GaussianOracle"]
@@ -66,7 +67,7 @@ class GaussianOracle:
 
     def __init__(self, sde: SDE, mean, data_covariance, path: str = "auto"):
         if not isinstance(sde, SDE):
-            raise TypeError(f"sde must be an sdekit SDE, got {type(sde).__name__}")
+            raise InputTypeError(f"sde must be an sdekit SDE, got {type(sde).__name__}")
         self.sde = sde
         shape = tuple(sde.event_shape)
         self.event_shape, self.dim = shape, sde.covariance.dim
@@ -76,7 +77,7 @@ class GaussianOracle:
                 torch.as_tensor(data_covariance, dtype=torch.float64), shape
             )
         if tuple(data_covariance.event_shape) != shape:
-            raise ValueError(
+            raise InputError(
                 f"data_covariance has event_shape {data_covariance.event_shape}, "
                 f"expected the SDE's {shape}"
             )
@@ -89,9 +90,9 @@ class GaussianOracle:
         lam_noise, lam_data = _spectrum(noise, shape), _spectrum(data, shape)
         spectral_ok = lam_noise is not None and lam_data is not None
         if path not in ("auto", "spectral", "dense"):
-            raise ValueError(f"path must be 'auto', 'spectral' or 'dense', got {path!r}")
+            raise InputError(f"path must be 'auto', 'spectral' or 'dense', got {path!r}")
         if path == "spectral" and not spectral_ok:
-            raise ValueError(
+            raise InputError(
                 "the spectral path needs Fourier-diagonal data and noise covariances "
                 "(FourierCovariance, GFFCovariance or IdentityCovariance)"
             )
@@ -102,7 +103,7 @@ class GaussianOracle:
             self.c = c[..., : shape[-1] // 2 + 1]  # on the rfft half-grid
         else:
             if self.dim > _DENSE_LIMIT:
-                raise ValueError(
+                raise InputError(
                     f"the dense oracle path is limited to d <= {_DENSE_LIMIT} (got d={self.dim}); "
                     "use Fourier-diagonal covariances for the spectral path"
                 )
@@ -256,7 +257,7 @@ class GaussianOracle:
             KL = ½ Σ_k [v_q/v_p - 1 - log(v_q/v_p) + |m_q - m_p|²/v_p].
         """
         if self.path != "spectral":
-            raise ValueError("affine_kl_per_dim needs the spectral path")
+            raise InputError("affine_kl_per_dim needs the spectral path")
         s = self.sde.prior_scale if prior_scale is None else float(prior_scale)
         g = torch.Generator().manual_seed(seed)
         z = s * torch.randn((1, *self.event_shape), generator=g, dtype=torch.float64)

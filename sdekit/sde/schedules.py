@@ -13,6 +13,8 @@ import math
 import torch
 from torch import Tensor
 
+from ..errors import InputError
+
 __all__ = ["VPSchedule", "LinearSchedule", "CosineSchedule", "DiscreteSchedule"]
 
 
@@ -44,7 +46,7 @@ class LinearSchedule(VPSchedule):
 
     def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0):
         if not (0 <= beta_min < beta_max):
-            raise ValueError(
+            raise InputError(
                 f"need 0 <= beta_min < beta_max, got beta_min={beta_min}, beta_max={beta_max}"
             )
         self.beta_min, self.beta_max = float(beta_min), float(beta_max)
@@ -76,7 +78,7 @@ class CosineSchedule(VPSchedule):
 
     def __init__(self, s: float = 0.008):
         if s <= 0:
-            raise ValueError(f"s must be > 0, got {s}")
+            raise InputError(f"s must be > 0, got {s}")
         self.s = float(s)
         self._log_c0 = math.log(math.cos(0.5 * math.pi * self.s / (1 + self.s)))
 
@@ -122,9 +124,9 @@ class DiscreteSchedule(VPSchedule):
     def __init__(self, betas):
         b = torch.as_tensor(betas, dtype=torch.float64)
         if b.ndim != 1 or b.numel() < 1:
-            raise ValueError(f"betas must be a non-empty 1-D sequence, got shape {tuple(b.shape)}")
+            raise InputError(f"betas must be a non-empty 1-D sequence, got shape {tuple(b.shape)}")
         if not bool(((b > 0) & (b < 1)).all()):
-            raise ValueError("betas must lie in (0, 1)")
+            raise InputError("betas must lie in (0, 1)")
         self.betas = b
         self.num_steps = b.numel()
         zero = torch.zeros(1, dtype=torch.float64)

@@ -7,6 +7,7 @@ import math
 import torch
 
 from ..covariance import CovarianceOperator, IdentityCovariance
+from ..errors import InputError
 from .base import SDE, as_time
 
 __all__ = ["NIVESDE", "VESDE"]
@@ -30,7 +31,7 @@ class NIVESDE(SDE):
         T: float = 1.0,
     ):
         if not (0 < sigma_min < sigma_max):
-            raise ValueError(
+            raise InputError(
                 f"need 0 < sigma_min < sigma_max, got sigma_min={sigma_min}, sigma_max={sigma_max}"
             )
         super().__init__(covariance, T)

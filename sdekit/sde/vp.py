@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..covariance import CovarianceOperator, IdentityCovariance
+from ..errors import InputError
 from .base import SDE, as_time
 from .schedules import CosineSchedule, DiscreteSchedule, LinearSchedule, VPSchedule
 
@@ -20,7 +21,7 @@ def _make_schedule(schedule, beta_min, beta_max) -> VPSchedule:
         return LinearSchedule(beta_min, beta_max)
     if schedule == "cosine":
         return CosineSchedule()
-    raise ValueError(
+    raise InputError(
         f"schedule must be 'linear', 'cosine' or a VPSchedule instance, got {schedule!r}"
     )
 
@@ -41,7 +42,7 @@ class _VPFamily(SDE):
         self.schedule = _make_schedule(schedule, beta_min, beta_max)
         T = self.schedule.t_max if T is None else T
         if T > self.schedule.t_max + 1e-12:
-            raise ValueError(f"T must be <= {self.schedule.t_max} for {self.schedule!r}, got {T}")
+            raise InputError(f"T must be <= {self.schedule.t_max} for {self.schedule!r}, got {T}")
         super().__init__(covariance, T)
 
     @classmethod

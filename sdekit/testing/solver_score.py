@@ -29,6 +29,7 @@ from torch import Tensor
 
 from ..covariance import CovarianceOperator, FourierCovariance, GFFCovariance
 from ..covariance.gff import gff_eigenvalues
+from ..errors import InputError, InputTypeError
 from ..sampling import sample
 from ..sde import NIVPSDE, SDE
 from ..sde.gaussian_oracle import GaussianOracle
@@ -69,7 +70,7 @@ def fourier_gaussian_problem(
     data = FourierCovariance(scale * spectrum.to(F64).expand(shape[-2:]), shape)
     oracle = GaussianOracle(sde, mean, data)
     if oracle.path != "spectral":
-        raise ValueError(
+        raise InputError(
             "score the sampler with a Fourier-diagonal noise covariance (GFFCovariance, "
             f"FourierCovariance or IdentityCovariance), got {type(sde.covariance).__name__}"
         )
@@ -149,13 +150,13 @@ def score_sampler(
     from ..sampling import resolve_sampler
 
     if resolve_sampler(sampler).stochastic:
-        raise ValueError(
+        raise InputError(
             f"score_sampler needs a deterministic sampler; {sampler!r} draws noise (use "
             "GaussianOracle.kl_per_dim on its samples instead)"
         )
     sde = sde or _default_sde(shape)
     if not isinstance(sde.covariance, CovarianceOperator):
-        raise TypeError("sde.covariance must be a CovarianceOperator")
+        raise InputTypeError("sde.covariance must be a CovarianceOperator")
     per, nfe = {}, 0
     for name, spec in (spectra or DEFAULT_SPECTRA).items():
         if isinstance(spec, tuple):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..errors import InputError
 from ..sde import SDE, expand_to
 
 __all__ = ["sample_training_times", "denoising_loss"]
@@ -65,15 +66,15 @@ def denoising_loss(
     network's own loss w ‖out − target‖².
     """
     if noise.shape != x0.shape:
-        raise ValueError(
+        raise InputError(
             f"noise must have the shape of x0 {tuple(x0.shape)}, got {tuple(noise.shape)}"
         )
     if t.shape != (x0.shape[0],):
-        raise ValueError(f"t must have shape ({x0.shape[0]},), got {tuple(t.shape)}")
+        raise InputError(f"t must have shape ({x0.shape[0]},), got {tuple(t.shape)}")
     xt, _ = sde.perturb(x0, t, noise=noise)
     eps_hat = model(xt, t.to(x0.dtype))
     if loss_space not in ("whitened", "correlated"):
-        raise ValueError(f"loss_space must be 'whitened' or 'correlated', got {loss_space!r}")
+        raise InputError(f"loss_space must be 'whitened' or 'correlated', got {loss_space!r}")
     err = eps_hat - noise
     if loss_space == "correlated":
         err = sde.covariance.sqrt_apply(err.to(noise.dtype))

@@ -22,6 +22,7 @@ import torch
 
 from .._progress import progress_bar
 from ..data import BatchStream, ImageDataset
+from ..errors import InputError
 from ..sde import SDE
 from .checkpoint import (
     CheckpointError,
@@ -72,9 +73,9 @@ class TrainConfig:
     def __post_init__(self):
         for name in ("steps", "batch_size", "log_every", "ckpt_every"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not (0 <= self.ema_decay < 1):
-            raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
+            raise InputError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
 
 
 class Trainer:
@@ -110,7 +111,7 @@ class Trainer:
         self.dist = DistInfo.current()
         self.device = torch.device(device) if device is not None else self.dist.default_device()
         if tuple(dataset.shape) != tuple(sde.event_shape):
-            raise ValueError(
+            raise InputError(
                 f"dataset images have shape {dataset.shape} but the SDE's event_shape "
                 f"is {sde.event_shape}"
             )
