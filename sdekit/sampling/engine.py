@@ -51,11 +51,16 @@ class Grid:
     alpha: Tensor
     sigma: Tensor
     denoise: bool = True
+    #: model evaluations the sampler may spend on the intervals (the final denoising step
+    #: excluded); ``None``: its full ``evals_per_step`` on every interval
+    budget: int | None = None
 
     @classmethod
-    def from_times(cls, sde: SDE, t: Tensor, denoise: bool = True) -> Grid:
+    def from_times(
+        cls, sde: SDE, t: Tensor, denoise: bool = True, budget: int | None = None
+    ) -> Grid:
         alpha, sigma = sde.marginal(t)
-        return cls(t=t, alpha=alpha, sigma=sigma, denoise=denoise)
+        return cls(t=t, alpha=alpha, sigma=sigma, denoise=denoise, budget=budget)
 
     @property
     def log_snr(self) -> Tensor:
@@ -90,6 +95,9 @@ class SamplerEntry:
     stochastic: bool
     evals_per_step: int | None  # None: not known in advance
     default_denoise: bool = True
+    #: ``intervals(budget, options)``: the grid intervals a budget of model evaluations
+    #: buys (the final denoising step excluded); default ``budget // evals_per_step``
+    intervals: Callable[[int, dict], int] | None = None
 
 
 SAMPLERS: dict[str, SamplerEntry] = {}
@@ -103,12 +111,16 @@ def register_sampler(
     stochastic: bool = False,
     evals_per_step: int | None = 1,
     default_denoise: bool = True,
+    intervals: Callable[[int, dict], int] | None = None,
 ):
     """Decorator adding a sampler function to the registry under ``name`` (with the grid
-    and the final-denoising choice :func:`sample` uses when not told otherwise)."""
+    and the final-denoising choice :func:`sample` uses when not told otherwise, and how
+    many grid intervals a budget of model evaluations buys)."""
 
     def deco(fn):
-        SAMPLERS[name] = SamplerEntry(fn, default_grid, stochastic, evals_per_step, default_denoise)
+        SAMPLERS[name] = SamplerEntry(
+            fn, default_grid, stochastic, evals_per_step, default_denoise, intervals
+        )
         return fn
 
     return deco
