@@ -23,10 +23,20 @@ from .engine import (
     register_prefix,
     register_sampler,
     resolve_sampler,
-    sample,
+    run_plan,
 )
+from .entry_point import sample
 from .grids import GRIDS, karras, logsnr_uniform, time_quadratic, time_uniform, transfer_grid
 from .optimize_grid import GridOptimization, optimize_grid
+from .spec import (
+    DEFAULT_SAMPLER,
+    DEFAULT_STEPS,
+    GRID_RULES,
+    SamplingContext,
+    SamplingPlan,
+    SamplingSpec,
+    resolve,
+)
 from .teleport import GaussianTeleport
 
 __all__ = [
@@ -49,4 +59,12 @@ __all__ = [
     "optimize_grid",
     "GridOptimization",
     "GaussianTeleport",
+    "SamplingSpec",
+    "SamplingContext",
+    "SamplingPlan",
+    "resolve",
+    "run_plan",
+    "DEFAULT_SAMPLER",
+    "DEFAULT_STEPS",
+    "GRID_RULES",
 ]

@@ -1,11 +1,11 @@
-"""The sampling engine: one entry point, a registry of samplers, NFE accounting.
+"""The sampling engine: the registry of samplers, the grid they run on, NFE accounting.
 
 Every sampler is a small pure function with one signature,
 
     sampler(sde, model, x, grid, *, generator=None, **options) -> x
 
 that integrates from ``grid.t[0]`` (x = x_T) down to ``grid.t[-1]`` through
-every grid time, calling ``model(x, t)`` with a scalar time. The engine draws
+every grid time, calling ``model(x, t)`` with a scalar time. :func:`run_plan` draws
 the prior, validates input, counts model evaluations (NFE) and, when asked,
 takes the final denoising step x̂₀ = (x - σ L ε̂)/α at the last grid time
 (Tweedie's formula; the σ → 0 limit of every sampler's update).
@@ -22,14 +22,13 @@ from torch import Tensor
 from .._progress import progress_bar
 from ..errors import InputError, InputTypeError
 from ..sde import SDE
-from .grids import GRIDS
 
 __all__ = [
     "Grid",
     "SampleInfo",
     "SamplerEntry",
     "NonFiniteModelOutput",
-    "sample",
+    "run_plan",
     "register_sampler",
     "register_prefix",
     "resolve_sampler",
@@ -83,6 +82,7 @@ class SampleInfo:
     nfe: int
     grid: Grid
     sampler: str
+    spec: object = None  # the SamplingSpec drawn with
 
 
 @dataclass(frozen=True)
@@ -199,8 +199,6 @@ class _ClippedModel:
     """ε̂' = L⁻¹(x - α clamp(x̂₀, -c, c))/σ: the ε̂ of the clipped data prediction."""
 
     def __init__(self, model, sde: SDE, c: float):
-        if not c > 0:
-            raise InputError(f"clip_x0 must be > 0, got {c}")
         self.model, self.sde, self.c = model, sde, c
 
     def __call__(self, x: Tensor, t) -> Tensor:
@@ -212,100 +210,27 @@ class _ClippedModel:
         return self.sde.x0_to_eps(x0, x, tvec)
 
 
-def _make_grid(
-    sde: SDE, grid, steps: int, eps: float, denoise: bool, default: str, start=None
-) -> Grid:
-    if isinstance(grid, Tensor) or (grid is not None and not isinstance(grid, str)):
-        t = torch.as_tensor(grid, dtype=torch.float64).flatten()
-        if t.numel() < 1:
-            raise InputError("grid must contain at least one time")
-        sde.check_time(t, "grid")
-        if start is not None and abs(float(t[0]) - start) > 1e-9:
-            raise InputError(
-                f"an explicit grid must start where the teleport hands over "
-                f"(t = {start:.6g}), got grid[0] = {float(t[0]):.6g}"
-            )
-        if t.numel() > 1 and not bool((t[1:] < t[:-1]).all()):
-            raise InputError("grid must be strictly decreasing (from T towards 0)")
-        sigma_last = sde.marginal(t[-1:])[1]
-        if float(sigma_last) == 0.0:  # explicit grid ending at a noise-free time: denoise there
-            t, denoise = t[:-1], True
-            if t.numel() == 0:
-                raise InputError("grid must contain a time with σ_t > 0 before the final t = 0")
-        return Grid.from_times(sde, t, denoise)
-    name = default if grid is None else grid
-    if name not in GRIDS:
-        raise InputError(f"unknown grid {name!r}; valid grids: {', '.join(GRIDS)} or a tensor")
-    num = steps if denoise else steps + 1
-    return Grid.from_times(sde, GRIDS[name](sde, num, eps, start=start), denoise)
-
-
-def sample(
-    sde: SDE,
+def run_plan(
+    plan,
     model,
     *,
-    n: int | None = None,
     x_T: Tensor | None = None,
-    sampler: str = "dpm_solver_2m",
-    steps: int = 20,
-    grid: str | Tensor | None = None,
-    eps: float | None = None,
+    n: int | None = None,
     generator: torch.Generator | None = None,
-    denoise: bool | None = None,
     progress: bool = False,
-    return_info: bool = False,
-    clip_x0: float | None = None,
     dtype: torch.dtype | None = None,
     device=None,
-    teleport=None,
-    **options,
-):
-    """Draw x₀ by integrating the reverse SDE / probability-flow ODE of ``sde``.
+) -> tuple[Tensor, SampleInfo]:
+    """Execute a :class:`~sdekit.sampling.spec.SamplingPlan`: draw x_T (or take it), apply
+    the teleport, run the sampler over the plan's grid with the checked, counted (and,
+    with ``clip_x0``, clamped) model, and take the final denoising step.
 
-    **Arguments:**
-    - ``sde``: an :class:`~sdekit.sde.SDE` (its covariance shapes all noise).
-    - ``model``: ``model(x, t) -> ε̂``, the whitened-noise prediction; ``t`` has shape ``(n,)``.
-    - ``n`` / ``x_T``: the number of samples to draw from the prior N(0, σ_T² Σ), or
-      the starting point itself (shape ``(n, *event_shape)``).
-    - ``sampler``: a name from :func:`available_samplers`, e.g. ``"dpm_solver_2m"`` (the
-      default: DPM-Solver-2M, noise prediction, on the time-quadratic grid without a final
-      denoising step — the best fixed configuration measured at 5–20 model calls, see
-      docs/samplers.md), ``"dpmpp_2m"``, ``"ddim"``, ``"ancestral"``, ``"torchsde:srk"``,
-      ``"torchdiffeq:dopri5"``.
-    - ``steps``: the number of steps, the final denoising step included
-      (``denoise=True``): ``steps=20`` with a one-evaluation-per-step sampler is 20 NFE.
-    - ``grid``: ``"time"``, ``"logsnr"``, ``"karras"``, or an explicit decreasing
-      tensor of times in [0, T] (a final 0 with σ_0 = 0 means "denoise there");
-      default: the sampler's own.
-    - ``eps``: the last time of the grid (default ``sde.default_eps``).
-    - ``generator``: a ``torch.Generator`` for the prior and all sampler noise.
-    - ``denoise``: finish with x̂₀ = (x - σ L ε̂)/α at the last grid time (one model call,
-      counted in ``steps``); default: the sampler's choice (``False`` for DPM-Solver's
-      noise-prediction samplers, as in its official code; ``True`` otherwise).
-    - ``progress``: show a tqdm bar of model evaluations.
-    - ``return_info``: also return a :class:`SampleInfo` (NFE, grid).
-    - ``clip_x0``: for data in [-c, c], clamp the model's x̂₀ = (x - σ L ε̂)/α to
-      [-c, c] at every evaluation and use the ε̂ consistent with it (DDPM's
-      ``clip_denoised``, diffusers' ``clip_sample``); robust for images.
-    - ``dtype`` / ``device``: for the prior draw when the covariance holds no tensors.
-    - ``teleport``: a :class:`~sdekit.sampling.GaussianTeleport`: x_T is first carried to
-      its hand-over time t_s in closed form along the PF ODE of the data's Gaussian
-      approximation (no model call), and the sampler's grid (``steps`` model calls) runs
-      from t_s instead of T; an explicit ``grid`` must start at t_s.
-    - ``**options``: sampler options (e.g. ``eta`` for DDIM, ``snr`` for PC,
-      ``rtol``/``atol`` for adaptive torchdiffeq methods).
-
-    **Returns:** x₀ of shape ``(n, *event_shape)``, and the :class:`SampleInfo`
-    if ``return_info``.
+    **Returns:** ``(x₀, SampleInfo)``.
     """
-    entry = resolve_sampler(sampler)
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise InputError(f"steps must be an int >= 1, got {steps!r}")
-    eps = sde.default_eps if eps is None else float(eps)
-    if not (0 < eps < sde.T):
-        raise InputError(f"eps must lie in (0, T={sde.T}), got {eps}")
+    sde, spec, g = plan.sde, plan.spec, plan.grid
     if x_T is None:
-        if not (isinstance(n, int) and n >= 1):
+        n = spec.n if n is None else n
+        if not (isinstance(n, int) and not isinstance(n, bool) and n >= 1):
             raise InputError(f"give n (an int >= 1) or x_T; got n={n!r}")
         x = sde.prior_sample(n, generator=generator, dtype=dtype, device=device)
     else:
@@ -316,33 +241,24 @@ def sample(
         if n is not None and n != x_T.shape[0]:
             raise InputError(f"n={n} disagrees with x_T's batch size {x_T.shape[0]}")
         x = x_T
-    denoise = entry.default_denoise if denoise is None else bool(denoise)
-    start = None
-    if teleport is not None:
-        if teleport.sde is not sde:
-            raise InputError("teleport was built for another SDE than the one sampled")
-        start = teleport.time
-        if not (eps < start):
-            raise InputError(f"the teleport's hand-over time {start:.6g} is not above eps={eps}")
-        x = teleport(x)
-    g = _make_grid(sde, grid, steps, eps, denoise, entry.default_grid, start)
-
-    total = None if entry.evals_per_step is None else entry.evals_per_step * g.num_intervals
+    if plan.teleport is not None:
+        x = plan.teleport(x)
+    evals = plan.entry.evals_per_step
+    total = g.budget if g.budget is not None else None if evals is None else evals * g.num_intervals
     bar = progress_bar(
-        progress, total=None if total is None else total + int(g.denoise), desc=sampler, unit="nfe"
-    )
-    counted = _CountingModel(model, sampler, g, bar)
-    eps_model = counted if clip_x0 is None else _ClippedModel(counted, sde, float(clip_x0))
+        progress, total=None if total is None else total + int(g.denoise), desc=spec.sampler,
+        unit="nfe",
+    )  # fmt: skip
+    counted = _CountingModel(model, spec.sampler, g, bar)
+    eps_model = counted if spec.clip_x0 is None else _ClippedModel(counted, sde, spec.clip_x0)
     try:
-        x = entry.fn(sde, eps_model, x, g, generator=generator, **options)
+        x = plan.entry.fn(sde, eps_model, x, g, generator=generator, **plan.options)
         if g.denoise:
             x = sde.eps_to_x0(eps_model(x, g.t[-1]), x, g.t[-1])
     finally:
         if bar is not None:
             bar.close()
-    if return_info:
-        return x, SampleInfo(nfe=counted.nfe, grid=g, sampler=sampler)
-    return x
+    return x, SampleInfo(nfe=counted.nfe, grid=g, sampler=spec.sampler, spec=spec)
 
 
 def whitened_noise(x: Tensor, generator: torch.Generator | None) -> Tensor:

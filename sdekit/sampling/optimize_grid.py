@@ -13,9 +13,11 @@ using the model alone, no data (in the spirit of Xue et al. 2024, "optimal steps
    decreasing grid) and optimised with Powell's method (``scipy.optimize.minimize``),
    starting from the sampler's default grid.
 
-The result is a grid from T to eps; ``sample(..., sampler=sampler, grid=t)`` with the same
-``denoise`` (default: the sampler's own choice, as in :func:`~sdekit.sample`) makes exactly
-``steps`` model calls per sample (its intervals, plus the final denoising step if any).
+The result is a grid from T (or a teleport's hand-over time) to eps;
+``sample(..., sampler=sampler, steps=steps, grid=t)`` with the same ``denoise`` (default:
+the sampler's own choice, as in :func:`~sdekit.sample`) and teleport spends the same budget
+as ``sample(..., steps=steps)``: ``steps`` means model evaluations in both
+(:mod:`sdekit.sampling.spec`).
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ from torch import Tensor
 
 from ..errors import InputError
 from ..sde import SDE
-from .engine import resolve_sampler, sample
-from .grids import GRIDS
+from .engine import resolve_sampler
+from .entry_point import sample
+from .spec import SamplingSpec, resolve
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +74,8 @@ def optimize_grid(
     return_info: bool = False,
     dtype: torch.dtype | None = None,
     device=None,
+    teleport=None,
+    clip_x0: float | None = None,
     **options,
 ):
     """The grid of ``steps`` model calls that brings ``sampler``'s output closest to the
@@ -88,6 +93,9 @@ def optimize_grid(
     - ``max_evaluations``: objective evaluations the search may spend (each is one run
       of the sampler on the ``n`` draws).
     - ``return_info``: return a :class:`GridOptimization` instead of the grid alone.
+    - ``teleport``: a :class:`~sdekit.sampling.GaussianTeleport`: the draws are teleported
+      first and the grid runs from its hand-over time (pass the same one to ``sample``).
+    - ``clip_x0``: the x̂₀ clamp the grid will be sampled with (the reference solve too).
 
     **Returns:** the grid tensor (float64, decreasing), or a :class:`GridOptimization`.
 
@@ -102,50 +110,39 @@ def optimize_grid(
             f"optimize_grid needs a deterministic sampler; {sampler!r} draws noise, so its "
             "output has no fixed target"
         )
-    denoise = entry.default_denoise if denoise is None else bool(denoise)
-    evals = entry.evals_per_step
-    if evals is None:
+    spec = SamplingSpec(
+        sampler=sampler, steps=steps, grid=start_grid, denoise=denoise, eps=eps,
+        clip_x0=clip_x0, options=options,
+    )  # fmt: skip
+    start = resolve(spec, sde, teleport=teleport).grid  # the search starts from this grid
+    if start.budget is None:
         raise InputError(
             f"optimize_grid needs a fixed number of model calls per step ({sampler!r})"
         )
-    if not (isinstance(steps, int) and steps >= 1):
-        raise InputError(f"steps must be an int >= 1, got {steps!r}")
-    intervals = (steps - int(denoise)) // evals
-    if intervals < 1:
-        raise InputError(
-            f"steps={steps} leaves no interval for {sampler!r} ({evals} calls per interval"
-            f"{' plus the final denoising step' if denoise else ''})"
-        )
+    if start.num_intervals < 1:
+        raise InputError(f"steps={steps} leaves no interval for {sampler!r} to optimise")
     if not (isinstance(n, int) and n >= 1):
         raise InputError(f"n must be an int >= 1, got {n!r}")
-    eps = sde.default_eps if eps is None else float(eps)
-    if not (0 < eps < sde.T):
-        raise InputError(f"eps must lie in (0, T={sde.T}), got {eps}")
+    denoise, eps = start.denoise, float(start.t[-1])
+    t_start = sde.T if teleport is None else teleport.time  # exactly where sampling starts
 
     x_T = sde.prior_sample(n, generator=generator, dtype=dtype, device=device)
+    shared = dict(eps=eps, denoise=denoise, teleport=teleport, clip_x0=clip_x0, return_info=True)
     with torch.no_grad():
         ref, ref_info = sample(
-            sde,
-            model,
-            x_T=x_T,
-            sampler="dpm_solver_3m",
-            steps=reference_steps,
-            grid="logsnr",
-            eps=eps,
-            denoise=denoise,
-            lower_order_final=False,
-            return_info=True,
-        )
+            sde, model, x_T=x_T, sampler="dpm_solver_3m", steps=reference_steps, grid="logsnr",
+            lower_order_final=False, **shared,
+        )  # fmt: skip
     ref_w = sde.covariance.inv_sqrt_apply(ref)
-    ends = _lambda(sde, torch.tensor([sde.T, eps], dtype=torch.float64))
+    ends = _lambda(sde, torch.tensor([t_start, eps], dtype=torch.float64))
     lam_T, lam_eps = float(ends[0]), float(ends[1])
     calls = {"nfe": 0, "evaluations": 0}
 
     def grid_of(theta: np.ndarray) -> Tensor:
         w = torch.softmax(torch.as_tensor(theta, dtype=torch.float64), 0)
         lam = lam_T + (lam_eps - lam_T) * torch.cat([w.new_zeros(1), torch.cumsum(w, 0)])
-        t = sde.t_of_log_snr(2 * lam).clamp(eps, sde.T)
-        t[0], t[-1] = sde.T, eps
+        t = sde.t_of_log_snr(2 * lam).clamp(eps, t_start)
+        t[0], t[-1] = t_start, eps
         return t
 
     def objective(theta: np.ndarray) -> float:
@@ -154,17 +151,15 @@ def optimize_grid(
             return math.inf
         with torch.no_grad():
             x, info = sample(
-                sde, model, x_T=x_T, sampler=sampler, steps=steps, grid=t, eps=eps,
-                denoise=denoise, return_info=True, **options,
-            )  # fmt: skip
+                sde, model, x_T=x_T, sampler=sampler, steps=steps, grid=t, **shared, **options
+            )
         calls["nfe"] += info.nfe * n
         calls["evaluations"] += 1
         err = (sde.covariance.inv_sqrt_apply(x) - ref_w).square().mean()
         value = float(err)
         return value if math.isfinite(value) else math.inf
 
-    start = GRIDS[start_grid or entry.default_grid](sde, intervals + 1, eps)
-    lam0 = _lambda(sde, start)
+    lam0 = _lambda(sde, start.t)
     theta0 = torch.log(torch.diff(lam0).clamp_min(1e-12)).numpy()
     start_error = objective(theta0)
     result = minimize(

@@ -14,7 +14,14 @@ def _flat_norm(v: torch.Tensor) -> torch.Tensor:
     return v.flatten(1).norm(dim=1).reshape(-1, *([1] * (v.ndim - 1)))
 
 
-@register_sampler("pc", default_grid="time", stochastic=True, evals_per_step=None)
+def _pc_intervals(budget: int, options: dict) -> int:
+    """Each interval makes ``corrector_steps`` corrector calls and one predictor call."""
+    return budget // (int(options.get("corrector_steps", 1)) + 1)
+
+
+@register_sampler(
+    "pc", default_grid="time", stochastic=True, evals_per_step=None, intervals=_pc_intervals
+)
 def pc(
     sde,
     model,

@@ -16,9 +16,16 @@ import torch
 from ..errors import InputError
 from .engine import SamplerEntry, register_prefix
 
-FIXED_METHODS = ("euler", "midpoint", "heun2", "heun3", "rk4", "explicit_adams", "implicit_adams")
+FIXED_METHODS = ("euler", "midpoint", "heun2", "heun3", "rk4", "explicit_adams")
 ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
+#: model calls per interval of the fixed-grid methods
 _EVALS = {"euler": 1, "midpoint": 2, "heun2": 2, "heun3": 3, "rk4": 4, "explicit_adams": 1}
+#: torchdiffeq's explicit Adams method starts with extra calls (measured: 6, at any grid)
+_ADAMS_START = 6
+
+
+def _adams_intervals(budget: int, options: dict) -> int:
+    return budget - _ADAMS_START
 
 
 class _PFODE(torch.nn.Module):
@@ -89,7 +96,8 @@ def _resolve(method: str) -> SamplerEntry:
             f"unknown torchdiffeq method {method!r}; valid: "
             + ", ".join(f"torchdiffeq:{m}" for m in FIXED_METHODS + ADAPTIVE_METHODS)
         )
-    return SamplerEntry(_make(method), "time", False, _EVALS.get(method))
+    intervals = _adams_intervals if method == "explicit_adams" else None
+    return SamplerEntry(_make(method), "time", False, _EVALS.get(method), intervals=intervals)
 
 
 register_prefix("torchdiffeq", _resolve)

@@ -37,6 +37,8 @@ TORCHSDE_METHODS = {
     "midpoint": "stratonovich",
     "euler_heun": "stratonovich",
 }
+#: model calls per grid interval (measured; torchsde's shape-check call is cached)
+_EVALS = {"euler": 1, "milstein": 1, "srk": 2, "heun": 2, "midpoint": 2, "euler_heun": 1}
 _UNSUPPORTED = {
     "reversible_heun": "it needs the dense diffusion matrix g (d×d), which sdekit never forms",
     "adjoint_reversible_heun": "it is for adjoint (backward) solves",
@@ -165,8 +167,7 @@ def _resolve(method: str) -> SamplerEntry:
             f"unknown torchsde method {method!r}; valid: "
             + ", ".join(f"torchsde:{m}" for m in TORCHSDE_METHODS)
         )
-    evals = 1 if method in ("euler", "milstein") else None
-    return SamplerEntry(_make(method), "time", True, evals)
+    return SamplerEntry(_make(method), "time", True, _EVALS[method])
 
 
 register_prefix("torchsde", _resolve)
