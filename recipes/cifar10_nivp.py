@@ -46,6 +46,7 @@ PRESETS = {
             "sample_every": 10_000,
             "sample_n": 64,
             "sample_steps": 100,
+            "sample_sampler": "dpmpp_2m",
         },
     },
     "smoke": {
@@ -72,6 +73,7 @@ PRESETS = {
             "ckpt_every": 100,
             "sample_n": 16,
             "sample_steps": 20,
+            "sample_sampler": "dpmpp_2m",
         },
     },
 }

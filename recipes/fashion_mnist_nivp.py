@@ -72,6 +72,7 @@ PRESETS = {
             "ckpt_every": 500,
             "sample_n": 64,
             "sample_steps": 50,
+            "sample_sampler": "dpmpp_2m",
         },
     },
 }

@@ -44,7 +44,6 @@ from ..models import (
     make_parameterization,
     whitened_data_std,
 )
-from ..sampling import GRIDS, resolve_sampler, transfer_grid
 from ..sde import NIVPSDE
 from ..sde.aligned import AlignedLogSNR, chain_log_snr, fourier_eigenvalues
 
@@ -54,7 +53,7 @@ __all__ = [
     "model_target",
     "build_sde",
     "complete_from_data",
-    "sampling_times",
+    "linear_betas",
     "build_model",
     "load_dataset",
     "train_config_kwargs",
@@ -142,7 +141,7 @@ def complete_from_data(cfg: dict, images) -> dict:
             cfg["noise_params"]["channel"] = (factor @ factor.T).tolist()
     if schedule_name(cfg) == "aligned" and not cfg.get("schedule_params"):
         cov = make_covariance(cfg["noise"], event_shape(cfg), **noise_params(cfg))
-        ends = chain_log_snr(_linear_betas(cfg))[[-1, 0]].tolist()
+        ends = chain_log_snr(linear_betas(cfg))[[-1, 0]].tolist()
         fit = AlignedLogSNR.fit(power_spectrum(x), fourier_eigenvalues(cov), log_snr_range=ends)
         cfg["schedule_params"] = fit.to_dict()
     if model_target(cfg) == "edm" and "sigma_data" not in cfg["model"]:
@@ -154,7 +153,7 @@ def complete_from_data(cfg: dict, images) -> dict:
     return cfg
 
 
-def _linear_betas(cfg: dict) -> torch.Tensor:
+def linear_betas(cfg: dict) -> torch.Tensor:
     """DDPM's chain: β linear from ``beta_start`` to ``beta_end`` over ``num_timesteps``."""
     return torch.linspace(
         cfg["beta_start"], cfg["beta_end"], cfg["num_timesteps"], dtype=torch.float64
@@ -169,46 +168,10 @@ def build_sde(cfg: dict) -> NIVPSDE:
             "complete_from_data(cfg, images) first"
         )
     cov = make_covariance(cfg["noise"], event_shape(cfg), **noise_params(cfg))
-    betas = _linear_betas(cfg)
+    betas = linear_betas(cfg)
     if schedule_name(cfg) == "aligned":
         betas = AlignedLogSNR.from_dict(cfg["schedule_params"]).betas(betas)
     return NIVPSDE.from_betas(cov, betas)
-
-
-SAMPLING_GRIDS = ("auto", "own", "reference")
-
-
-def sampling_times(
-    cfg: dict, sde: NIVPSDE, sampler: str, steps: int, grid: str = "auto", start=None
-):
-    """The time grid to sample the run with: ``None`` (the sampler's own grid on the run's
-    chain), or, with ``grid="reference"`` (the default for an aligned schedule under
-    ``"auto"``), the sampler's own grid on DDPM's linear chain moved to the run's chain by
-    :func:`sdekit.sampling.transfer_grid` — the same noise levels, so a solver takes the
-    steps it takes on DDPM's chain (on exact scores it then samples exactly as well; on
-    the aligned chain's own grid DPM-Solver-2M's KL at 10 steps is 100× higher,
-    ``benchmarks/aligned_schedule_kl.py``). ``start``: the grid's first time on the run's
-    chain (a :class:`~sdekit.sampling.GaussianTeleport`'s hand-over time; default T); the
-    reference grid then starts at DDPM's time of the same log-SNR."""
-    if grid not in SAMPLING_GRIDS:
-        raise InputError(f"grid must be one of {SAMPLING_GRIDS}, got {grid!r}")
-    if grid == "auto":
-        grid = "reference" if schedule_name(cfg) == "aligned" else "own"
-    if grid == "own":
-        return None
-    entry = resolve_sampler(sampler)
-    num = steps if entry.default_denoise else steps + 1
-    linear = NIVPSDE.from_betas(sde.covariance, _linear_betas(cfg))
-    linear_start = None
-    if start is not None:
-        lam = sde.log_snr(torch.tensor(float(start)))
-        linear_start = min(float(linear.t_of_log_snr(lam)), linear.T)
-    times = transfer_grid(
-        GRIDS[entry.default_grid](linear, num, linear.default_eps, start=linear_start), linear, sde
-    )
-    if start is not None:
-        times[0] = float(start)  # exactly the hand-over time (the maps round-trip to rounding)
-    return times
 
 
 def build_model(cfg: dict, sde: NIVPSDE) -> torch.nn.Module:

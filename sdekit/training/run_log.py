@@ -10,7 +10,8 @@ from pathlib import Path
 
 import torch
 
-from ..sampling import sample
+from ..errors import InputError
+from ..sampling import SamplingSpec, resolve, run_plan
 from .images import save_image_grid
 
 log = logging.getLogger(__name__)
@@ -56,42 +57,20 @@ class MetricsLog:
 
 
 @torch.no_grad()
-def draw_samples(
-    sde, model, n, sampler, steps, seed, device, clip_x0, progress=False, grid=None, teleport=None
-):
-    """``(x, info)``: ``n`` float32 samples of ``model`` from a generator seeded with
-    ``seed`` (the same samples for the same arguments), and the sampler's info; ``grid``
-    and ``teleport``: as for :func:`sdekit.sample` (default: the sampler's own grid from T)."""
-    g = torch.Generator(device).manual_seed(seed)
-    return sample(
-        sde,
-        model,
-        n=n,
-        sampler=sampler,
-        steps=steps,
-        generator=g,
-        device=device,
-        dtype=torch.float32,
-        progress=progress,
-        return_info=True,
-        clip_x0=clip_x0,
-        grid=grid,
-        teleport=teleport,
+def draw_samples(model, plan, device, progress: bool = False):
+    """``(x, info)``: ``plan.spec.n`` float32 samples of ``model`` along a resolved
+    :class:`~sdekit.sampling.SamplingPlan`, from a generator seeded with ``plan.spec.seed``
+    (the same samples for the same plan)."""
+    spec = plan.spec
+    if isinstance(spec.seed, tuple):
+        raise InputError(f"draw one seed at a time (spec.per_seed()), got seeds {spec.seed}")
+    g = torch.Generator(device).manual_seed(spec.seed)
+    return run_plan(
+        plan, model, generator=g, device=device, dtype=torch.float32, progress=progress
     )
 
 
-def write_sample_grid(
-    sde,
-    model,
-    path,
-    *,
-    n: int,
-    steps: int,
-    sampler: str,
-    seed: int,
-    device,
-    clip_x0: float | None,
-) -> Path:
-    """Sample ``n`` images (:func:`draw_samples`) and write them as a PNG grid."""
-    x, _ = draw_samples(sde, model, n, sampler, steps, seed, device, clip_x0)
+def write_sample_grid(sde, model, path, spec: SamplingSpec, device) -> Path:
+    """Sample ``spec`` (:func:`draw_samples`) and write the images as a PNG grid."""
+    x, _ = draw_samples(model, resolve(spec, sde), device)
     return save_image_grid(x, path)

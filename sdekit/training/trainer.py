@@ -23,6 +23,7 @@ import torch
 from .._progress import progress_bar
 from ..data import BatchStream, ImageDataset
 from ..errors import InputError
+from ..sampling import DEFAULT_SAMPLER, DEFAULT_STEPS, SamplingSpec
 from ..sde import SDE
 from .checkpoint import (
     CheckpointError,
@@ -62,8 +63,8 @@ class TrainConfig:
     keep_checkpoints: int = 2
     sample_every: int = 0  # 0: never during training
     sample_n: int = 64
-    sample_steps: int = 50
-    sample_sampler: str = "dpmpp_2m"
+    sample_steps: int = DEFAULT_STEPS  # model evaluations per sample
+    sample_sampler: str = DEFAULT_SAMPLER
     sample_clip_x0: float | None = 1.0  # data in [-1, 1]
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
     compile: bool = False
@@ -236,18 +237,18 @@ class Trainer:
         unless given)."""
         if not self.is_main:
             return None
-        cfg = self.config
         return write_sample_grid(
-            self.sde,
-            self.ema.module.eval(),
-            path,
-            n=n or cfg.sample_n,
-            steps=steps or cfg.sample_steps,
-            sampler=sampler or cfg.sample_sampler,
-            seed=seed,
-            device=self.device,
-            clip_x0=cfg.sample_clip_x0,
-        )
+            self.sde, self.ema.module.eval(), path, self.sample_spec(n, steps, sampler, seed),
+            self.device,
+        )  # fmt: skip
+
+    def sample_spec(self, n=None, steps=None, sampler=None, seed: int = 0) -> SamplingSpec:
+        """The :class:`~sdekit.sampling.SamplingSpec` of the training run's sample grids."""
+        cfg = self.config
+        return SamplingSpec(
+            sampler=sampler or cfg.sample_sampler, steps=steps or cfg.sample_steps,
+            n=n or cfg.sample_n, seed=seed, clip_x0=cfg.sample_clip_x0,
+        )  # fmt: skip
 
     # ---------------------------------------------------------- checkpoints
     def state_dict(self) -> dict:
