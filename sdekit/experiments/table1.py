@@ -275,17 +275,16 @@ def sample_grid(run: Mapping, steps: int = 100, n: int = 64):
     naming the run, when the row, its ``cells`` or one of their files is missing."""
     rows = run["summaries"]["main"]["rows"]
     row = next((r for r in rows if (sampler_label(r), r["steps"]) == ("ancestral", steps)), None)
-    why = None
     if row is None:
         why = f"its summaries have no ancestral {steps}-step row (see --grid-steps)"
+    elif not row.get("cells"):
+        why = (
+            f"its ancestral {steps}-step row lists no sample files ('cells'; the summary "
+            "predates them: evaluate the run again to record them)"
+        )
     else:
         try:
             return row_images(run["dir"], row, n)
-        except KeyError:
-            why = (
-                f"its ancestral {steps}-step row lists no sample files ('cells'; the summary "
-                "predates them: evaluate the run again to record them)"
-            )
         except FileNotFoundError as err:
             why = f"a sample file of its ancestral {steps}-step row is gone ({err})"
     print(f"{run['dir']}: no samples_*.png: {why}", file=sys.stderr)
