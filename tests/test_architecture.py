@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "sdekit"
+RECIPES = sorted((ROOT.parent / "recipes").glob("*.py"))
 
 #: lower number = lower layer; a module may import its own layer or lower ones only
 LAYERS = {
@@ -92,3 +93,11 @@ def test_samplers_take_the_drift_and_denoiser_from_the_sde():
         text = path.read_text()
         assert "drift_coef(" not in text, f"{path.name} rebuilds the reverse drift"
         assert "def data_prediction" not in text
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
+def test_recipes_are_presets_plus_a_call(path):
+    """A recipe holds its presets, its command line and a call into sdekit.experiments;
+    the logic lives in the application (docs/architecture.md)."""
+    lines = len(path.read_text().splitlines())
+    assert lines <= 120, f"recipes/{path.name} has {lines} lines (> 120): move its logic"

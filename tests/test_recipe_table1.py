@@ -37,6 +37,11 @@ def fake_run(run_dir, fids, fid_sd, bpd, steps_per_s, noise="isotropic", seed=0,
         for s in ("ancestral", "ddim")
         for k, fid in zip((100, 10), fids, strict=True)
     ]
+    images = torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8)
+    path = cell_path(run_dir, "ancestral", 100, 8, 0, 1.0)
+    path.parent.mkdir(parents=True)
+    atomic_save({"images": images}, path)
+    rows[0]["cells"] = [str(path.relative_to(run_dir))]  # as evaluate_run lists them
     summary = {
         "rows": rows,
         "features": "f",
@@ -53,10 +58,6 @@ def fake_run(run_dir, fids, fid_sd, bpd, steps_per_s, noise="isotropic", seed=0,
         summary, samples_per_cell=4, rows=[dict(rows[0], steps=1000, nfe=1000, fid=fids[0] / 2)]
     )
     (run_dir / "subset.json").write_text(json.dumps(subset))
-    images = torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8)
-    path = cell_path(run_dir, "ancestral", 100, 8, 0, 1.0)
-    path.parent.mkdir(parents=True)
-    atomic_save({"images": images}, path)
 
 
 def test_table1_report(tmp_path, capsys):
@@ -221,3 +222,55 @@ def test_table1_report_adds_other_evaluations_of_the_ratio(tmp_path, capsys):
     with pytest.raises(SystemExit):
         report.main([*runs, "--out", str(out), "--extra", "pooled"])
     assert "--extra must be LABEL=NAME" in capsys.readouterr().err
+
+
+def test_table1_report_finds_the_grid_of_pooled_teleported_summaries(tmp_path):
+    """The sample grid comes from the files the reference row lists in ``cells`` (one per
+    sampling seed, concatenated), not from a file name rebuilt from summary fields: with
+    pooled seeds the summary's ``seed`` is a list and ``samples_per_cell`` is n · seeds."""
+    pytest.importorskip("matplotlib")
+    from sdekit.experiments.table1 import sample_grid
+
+    run, n = tmp_path / "gff", 40
+    fake_run(run, fids=(20.0, 40.0), fid_sd=1.0, bpd=3.4, steps_per_s=1.0, noise="gff")
+    summary = json.loads((run / "evaluation.json").read_text())
+    samples = run / "evaluation" / "samples"
+    rows = []
+    for r in summary["rows"]:
+        tele = {"teleport": 1.0, "teleport_time": 0.45} if r["sampler"] == "ddim" else {}
+        cells = []
+        for seed, value in ((0, 0), (1, 255)):
+            cell = samples / f"{r['sampler']}_{r['steps']}steps_n{n}_seed{seed}_clip1.pt"
+            cells.append(str(cell.relative_to(run)))
+            images = torch.full((n, 1, 28, 28), value, dtype=torch.uint8)
+            atomic_save({"images": images}, cell)
+        rows.append(dict(r, seeds=[0, 1], cells=cells, **tele))
+    pooled = dict(summary, rows=rows, samples_per_cell=2 * n, seed=[0, 1], teleport=1.0)
+    (run / "evaluation.json").write_text(json.dumps(pooled))
+    out = tmp_path / "out"
+    load("table1_fashion_mnist").main([str(run), "--out", str(out)])
+    assert (out / "samples_gff-s0.png").stat().st_size > 0
+    report = {"dir": run, "summaries": {"main": pooled}}
+    grid = sample_grid(report, steps=100)
+    assert grid.shape == (64, 1, 28, 28) and grid.dtype == torch.uint8
+    assert (grid[:n] == 0).all() and (grid[n:] == 255).all()  # seed 0's cell, then seed 1's
+
+
+def test_table1_report_names_a_run_whose_summary_lists_no_cells(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    run = tmp_path / "iso"
+    fake_run(run, fids=(10.0, 30.0), fid_sd=1.0, bpd=3.5, steps_per_s=2.0)
+    summary = json.loads((run / "evaluation.json").read_text())
+    rows = [{k: v for k, v in r.items() if k != "cells"} for r in summary["rows"]]
+    (run / "evaluation.json").write_text(json.dumps(dict(summary, rows=rows)))
+    out = tmp_path / "out"
+    load("table1_fashion_mnist").main([str(run), "--out", str(out)])
+    assert (out / "table1.md").exists() and not (out / "samples_isotropic-s0.png").exists()
+    err = capsys.readouterr().err
+    assert f"{run}: no samples_*.png" in err and "lists no sample files" in err
+    from sdekit.experiments.reports import describe
+    from sdekit.experiments.table1 import sample_grid
+
+    assert sample_grid(describe(run), steps=50) is None  # --grid-steps 50: no such row
+    err = capsys.readouterr().err
+    assert f"{run}: no samples_*.png: its summaries have no ancestral 50-step row" in err
