@@ -3,32 +3,27 @@ DDPM ancestral, DDIM, DPM-Solver-2M and DPM-Solver-2M on a grid from ``optimize_
 
     python recipes/few_step_fid.py runs/fashion_mnist-gff-smoke --nfe 10,20 --n 500
 
-The grid is fitted once per budget on 8 prior draws of the run's EMA model (no data); its
-model calls are reported. Every cell draws ``n`` samples from the same seed.
+The grid is fitted once per budget on 8 prior draws of the run's EMA model (no data; the
+``"optimized"`` grid rule of :class:`sdekit.sampling.SamplingSpec`). Every cell draws ``n``
+samples from the same seed and is stored in the run's cell store, so a second call only
+scores; the table goes to ``<run>/few_step.json`` and ``.md``.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 
-import torch
+from sdekit.experiments import evaluate_run
+from sdekit.experiments.reports import format_fid, markdown_table
+from sdekit.sampling import SamplingSpec
+from sdekit.training.images import IMAGE_RANGE
 
-import sdekit
-from sdekit.experiments import load_dataset, load_trained
-from sdekit.metrics import FeatureStats, frechet_distance_bootstrap
-from sdekit.metrics.features import load_fashion_classifier
-from sdekit.training.images import from_uint8, to_uint8
-
-
-def fid(clf, ref_stats, x, seed: int) -> tuple[float, float]:
-    with torch.no_grad():
-        feats = clf.features(from_uint8(to_uint8(x))).double()
-    stats = FeatureStats(feats.shape[1])
-    stats.update(feats)
-    g = torch.Generator().manual_seed(seed)
-    boot = frechet_distance_bootstrap(feats, ref_stats, n_boot=200, generator=g)
-    return stats.frechet_distance(ref_stats), float(boot.std())
+CELLS = {
+    "ancestral": {"sampler": "ancestral"},
+    "ddim": {"sampler": "ddim"},
+    "dpm_solver_2m": {"sampler": "dpm_solver_2m"},
+    "dpm_solver_2m + optimize_grid": {"sampler": "dpm_solver_2m", "grid": "optimized"},
+}
 
 
 def main(argv=None) -> list[dict]:
@@ -39,51 +34,20 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-evaluations", type=int, default=600, help="optimize_grid's search budget")
     args = p.parse_args(argv)
-    cfg, sde, model = load_trained(args.run_dir)
-    clf, _ = load_fashion_classifier()
-    test = load_dataset({**cfg, "resolution": 28}, train=False)
-    ref = FeatureStats(128)
-    with torch.no_grad():
-        ref.update(clf.features(test.batch(torch.arange(len(test)))).double())
-    rows = []
+    fit = {"n": 8, "seed": args.seed + 1, "max_evaluations": args.max_evaluations}
+    labels, specs = [], []
     for nfe in (int(v) for v in args.nfe.split(",")):
-        t0 = time.perf_counter()
-        fitted = sdekit.optimize_grid(
-            sde,
-            model,
-            sampler="dpm_solver_2m",
-            steps=nfe,
-            n=8,
-            generator=torch.Generator().manual_seed(args.seed + 1),
-            max_evaluations=args.max_evaluations,
-            return_info=True,
-        )
-        fit_s = time.perf_counter() - t0
-        cells = {
-            "ancestral": dict(sampler="ancestral"),
-            "ddim": dict(sampler="ddim"),
-            "dpm_solver_2m": dict(sampler="dpm_solver_2m"),
-            "dpm_solver_2m + optimize_grid": dict(sampler="dpm_solver_2m", grid=fitted.grid),
-        }
-        for label, kw in cells.items():
-            g = torch.Generator().manual_seed(args.seed)
-            with torch.no_grad():
-                x, info = sdekit.sample(
-                    sde, model, n=args.n, steps=nfe, generator=g, clip_x0=1.0,
-                    return_info=True, **kw,
-                )  # fmt: skip
-            value, sd = fid(clf, ref, x, args.seed)
-            row = {"config": label, "nfe": info.nfe, "fid": round(value, 1), "fid_sd": round(sd, 1)}
-            if "grid" in kw:
-                row["fit"] = (
-                    f"{fitted.search_nfe + fitted.reference_nfe} model calls "
-                    f"({fitted.evaluations} evaluations on 8 draws), {fit_s:.0f} s"
-                )
-            rows.append(row)
-            print(row, flush=True)
-    print("\n| config | NFE | FID ± sd | grid fit |\n| --- | --- | --- | --- |")
-    for r in rows:
-        print(f"| {r['config']} | {r['nfe']} | {r['fid']} ± {r['fid_sd']} | {r.get('fit', '')} |")
+        for label, cell in CELLS.items():
+            options = fit if cell.get("grid") == "optimized" else {}
+            specs.append(
+                SamplingSpec(**cell, steps=nfe, n=args.n, seed=args.seed, clip_x0=IMAGE_RANGE,
+                             grid_options=options)  # fmt: skip
+            )
+            labels.append(label)
+    summary = evaluate_run(args.run_dir, specs, name="few_step", progress=True)
+    rows = [{"config": label, **row} for label, row in zip(labels, summary["rows"], strict=True)]
+    table = [[r["config"], r["nfe"], format_fid(r) if "fid" in r else "–"] for r in rows]
+    print(markdown_table(["config", "NFE", "FID ± sd"], table))
     return rows
 
 

@@ -18,9 +18,9 @@ from sdekit.covariance import (
     make_covariance,
     power_spectrum,
 )
-from sdekit.experiments.config import build_sde, complete_from_data, sampling_times
-from sdekit.experiments.evaluation import EvalCell
-from sdekit.sampling import transfer_grid
+from sdekit.experiments.config import build_sde, complete_from_data
+from sdekit.experiments.sampling import grid_rule, run_context
+from sdekit.sampling import SamplingSpec, resolve, transfer_grid
 from sdekit.sde import (
     AlignedLogSNR,
     chain_log_snr,
@@ -249,20 +249,23 @@ def test_transferred_grid_samples_exactly_as_on_ddpm_chain(problem, sampler):
         transfer_grid(times, ddpm, NIVPSDE.from_betas(gff, DDPM_BETAS[:500] * 0.1))
 
 
-def test_sampling_times_follow_the_schedule():
+def test_the_reference_grid_rule_follows_the_schedule():
     x = torch.rand(64, 1, 8, 8, generator=torch.Generator().manual_seed(4)) * 2 - 1
     linear = _cfg("gff", "linear")
-    assert sampling_times(linear, build_sde(linear), "ddim", 10) is None
+    assert grid_rule(linear, "auto") is None
     cfg = complete_from_data(_cfg("gff", "aligned"), x)
     sde = build_sde(cfg)
-    times = sampling_times(cfg, sde, "ddim", 10)  # auto → DDPM's noise levels
+    assert grid_rule(cfg, "auto") == "reference" and grid_rule(cfg, "own") is None
+    spec = SamplingSpec(sampler="ddim", steps=10, grid=grid_rule(cfg, "auto"))
+    times = resolve(spec, sde, run_context(cfg, sde)).grid.t  # DDPM's noise levels
     reference = NIVPSDE.from_betas(sde.covariance, torch.linspace(1e-4, 0.02, 1000, dtype=F64))
     expected = torch.linspace(1.0, reference.default_eps, 10, dtype=F64)
     torch.testing.assert_close(sde.log_snr(times), reference.log_snr(expected))
-    assert sampling_times(cfg, sde, "ddim", 10, grid="own") is None
     with pytest.raises(ValueError, match="grid must be one of"):
-        sampling_times(cfg, sde, "ddim", 10, grid="logsnr")
-    assert EvalCell("ddim", 10, 4, 0, 1.0, "reference").file_name.endswith("_referencegrid.pt")
+        grid_rule(cfg, "logsnr")
+    with pytest.raises(ValueError, match="needs a reference SDE"):
+        resolve(spec, sde)
+    assert spec.key() != spec.replace(grid=None).key()  # another grid, another cell
 
 
 def test_chain_helpers_reject_bad_input():

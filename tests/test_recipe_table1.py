@@ -9,7 +9,6 @@ import pytest
 import torch
 from conftest import load_recipe as load
 
-from sdekit.experiments.evaluation import cell_path
 from sdekit.training import atomic_save
 
 
@@ -38,7 +37,7 @@ def fake_run(run_dir, fids, fid_sd, bpd, steps_per_s, noise="isotropic", seed=0,
         for k, fid in zip((100, 10), fids, strict=True)
     ]
     images = torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8)
-    path = cell_path(run_dir, "ancestral", 100, 8, 0, 1.0)
+    path = run_dir / "evaluation" / "samples" / "ancestral_100nfe_n8_seed0_0123456789abcdef.pt"
     path.parent.mkdir(parents=True)
     atomic_save({"images": images}, path)
     rows[0]["cells"] = [str(path.relative_to(run_dir))]  # as evaluate_run lists them

@@ -73,9 +73,9 @@ def test_fashion_mnist_recipe_train_resume_sample_evaluate(tmp_path):
     )
     row = json.loads((run / "tp.json").read_text())["rows"][0]
     assert row["teleport"] == 1.0 and 0 < row["teleport_time"] < 1 and row["nfe"] == 3
-    assert list((run / "evaluation" / "samples").glob("ddim_3steps_n4_seed0_clip1_teleport1.pt"))
-    with pytest.raises(SystemExit):  # argparse: "expected a finite number > 0"
-        r.run_recipe("t", r.PRESETS, "fashion_mnist", ["evaluate", *args, "--teleport-snr", "0"])
+    assert list((run / "evaluation" / "samples").glob("ddim_3nfe_teleport1_n4_seed0_*.pt"))
+    bad = ["evaluate", *args, "--teleport-snr", "0"]  # SamplingSpec: "must be > 0"
+    assert r.run_recipe("t", r.PRESETS, "fashion_mnist", bad) == 2
     bands = load("eps_calibration").main([str(run), "--n", "4", "--spectrum"])
     assert [b["t"] for b in bands] == [0.02, 0.1, 0.3, 0.6, 0.9, 1.0]
     assert all(len(b["band_ratio"]) >= 3 and min(b["band_ratio"]) > 0 for b in bands)
@@ -189,36 +189,37 @@ def test_evaluate_reports_fid_precision_recall_and_bits_per_dim(tmp_path, monkey
     assert row["fid_sd"] > 0 and summary["samples_per_cell"] == 8
     # the cell's 8-bit samples are stored: re-scoring under another name does not sample
     cells = list((run / "evaluation" / "samples").glob("*.pt"))
-    assert [c.name for c in cells] == ["dpmpp_2m_3steps_n8_seed0_clip1.pt"]
+    assert [c.name[:-19] for c in cells] == ["dpmpp_2m_3nfe_n8_seed0_"]
+    assert row["cells"] == [f"evaluation/samples/{cells[0].name}"]
 
     def no_sampling(*a, **k):
         raise AssertionError("the stored cell should have been reused")
 
-    import sdekit.experiments.evaluation as evaluation
+    import sdekit.experiments.sampling as sampling
+    from sdekit.sampling import SamplingSpec
 
-    draw_samples = evaluation.draw_samples
-    monkeypatch.setattr(evaluation, "draw_samples", no_sampling)
+    draw_samples = sampling.draw_samples
+    monkeypatch.setattr(sampling, "draw_samples", no_sampling)
     again = [*cell, "--eval-name", "rescored"]
     assert r.run_recipe("t", r.PRESETS, "fashion_mnist", again) == 0
     rescored = json.loads((run / "rescored.json").read_text())["rows"][0]
     assert rescored == row
     # another sampling seed is another cell
-    monkeypatch.setattr(evaluation, "draw_samples", draw_samples)
+    monkeypatch.setattr(sampling, "draw_samples", draw_samples)
     assert r.run_recipe("t", r.PRESETS, "fashion_mnist", [*cell, "--eval-seed", "1"]) == 0
-    assert (run / "evaluation" / "samples" / "dpmpp_2m_3steps_n8_seed1_clip1.pt").exists()
+    assert list((run / "evaluation" / "samples").glob("dpmpp_2m_3nfe_n8_seed1_*.pt"))
     assert json.loads((run / "evaluation.json").read_text())["seed"] == 1
     # several seeds pool the stored cells: 16 samples, no sampling
-    monkeypatch.setattr(evaluation, "draw_samples", no_sampling)
+    monkeypatch.setattr(sampling, "draw_samples", no_sampling)
     pooled = [*cell, "--eval-seed", "0,1", "--eval-name", "pooled"]
     assert r.run_recipe("t", r.PRESETS, "fashion_mnist", pooled) == 0
     summary = json.loads((run / "pooled.json").read_text())
     assert summary["samples_per_cell"] == 16 and summary["seed"] == [0, 1]
     both = summary["rows"][0]
     assert both["seeds"] == [0, 1] and both["fid"] != row["fid"] and both["fid_sd"] > 0
-    with pytest.raises(SystemExit):  # argparse: "expected distinct integers >= 0"
-        r.run_recipe("t", r.PRESETS, "fashion_mnist", [*cell, "--eval-seed", "1,1"])
+    assert r.run_recipe("t", r.PRESETS, "fashion_mnist", [*cell, "--eval-seed", "1,1"]) == 2
     with pytest.raises(ValueError, match="distinct"):
-        evaluation.evaluate_run(run, samplers=["dpmpp_2m"], steps_list=[3], n=8, seed=[1, 1])
+        SamplingSpec(sampler="dpmpp_2m", steps=3, n=8, seed=(1, 1))
 
 
 @pytest.mark.parametrize(
@@ -249,3 +250,21 @@ def test_noise_schedule_and_target_options_train_and_sample(tmp_path, options):
     sample += ["--sample-n", "2", "--sample-steps", "3", "--sampler", "dpm_solver_2m"]
     assert r.run_recipe("t", r.PRESETS, "fashion_mnist", sample) == 0
     assert (run / "samples" / "dpm_solver_2m_3steps.png").exists()
+
+
+def test_cli_exit_status_bad_input_vs_library_bug(tmp_path, capsys, monkeypatch):
+    """Bad input: one ``error:`` line and status 2; a bug keeps its traceback (status 1)."""
+    import sdekit.experiments.cli as cli
+
+    r = load("fashion_mnist_nivp")
+    args = ["sample", "--preset", "smoke", "--run-dir", str(tmp_path / "none"), "--no-progress"]
+    assert r.run_recipe("t", r.PRESETS, "fashion_mnist", args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: no checkpoint at") and "train first" in err[0]
+
+    def bug(*a, **k):
+        raise ZeroDivisionError("a library bug")
+
+    monkeypatch.setattr(cli, "sample_run", bug)
+    with pytest.raises(ZeroDivisionError, match="a library bug"):
+        r.run_recipe("t", r.PRESETS, "fashion_mnist", args)

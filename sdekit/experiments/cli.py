@@ -1,97 +1,64 @@
 """The command line shared by the recipes: presets + overrides → train / sample / evaluate.
 
-Every bad value ends in one ``error: …`` line and exit status 2, as argparse does for its
-own errors: values are checked when parsed (positive counts, a known sampler, an existing
-``--data-dir``, a device this machine has), and the errors of a run (a missing dataset, an
-unreadable checkpoint) are reported the same way. ``--help`` shows the chosen preset's
-values as the defaults (``--preset cpu --help`` shows the ``cpu`` preset's).
+Every option is written once, in :data:`OPTIONS`: its flag, type, help and where its value
+goes — a key path in the experiment config (its default is then the preset's value there,
+else the library default of that field), or a field of the sampling specs that
+``sample`` and ``evaluate`` draw with. ``--help`` shows the chosen preset's values as the
+defaults (``--preset cpu --help`` shows the ``cpu`` preset's).
+
+Errors: a value argparse rejects, or an :class:`~sdekit.errors.InputError` from the library
+(a missing dataset, an unreadable checkpoint, a bad combination of values), ends in one
+``error: …`` line and exit status 2. Any other exception is a bug: its traceback is shown
+and the status is 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import logging
-import math
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from ..covariance import NOISE_NAMES
-from ..data import DatasetError
-from ..files import CheckpointError
-from ..sampling import resolve_sampler
-from .config import DATA_NOISE, MODEL_TARGETS, SAMPLING_GRIDS, SCHEDULES
+from ..errors import InputError
+from ..sampling import SamplingSpec
+from ..training import TrainConfig
+from .config import DATA_NOISE, MODEL_TARGETS, SCHEDULES, train_config_kwargs
 from .evaluation import evaluate_run
 from .runs import sample_run, train
+from .sampling import SAMPLING_GRIDS, grid_rule
+
+__all__ = ["OPTIONS", "Option", "build_parser", "parse_args", "resolve_config", "run_recipe"]
 
 COMMANDS = ("all", "train", "sample", "evaluate")
 
 
 # ------------------------------------------------------------------ value types
-def _number(text: str, kind, lowest: float, what: str):
-    """``kind(text)`` if it is finite and >= ``lowest``, else an argparse error saying
-    ``what`` was expected."""
-    try:
-        value = kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-    if not (lowest <= value < float("inf")):
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text.strip()}")
-    return value
+def comma_list(item: Callable) -> Callable:
+    """A parser of comma-separated ``item`` values (at least one)."""
 
+    def parse(text: str) -> list:
+        try:
+            values = [item(s.strip()) for s in text.split(",") if s.strip()]
+        except ValueError:
+            values = []
+        if not values:
+            raise argparse.ArgumentTypeError(f"expected comma-separated values, got {text!r}")
+        return values
 
-def positive_int(text: str) -> int:
-    """An int >= 1."""
-    return _number(text, int, 1, "an integer >= 1")
-
-
-def non_negative_int(text: str) -> int:
-    """An int >= 0."""
-    return _number(text, int, 0, "an integer >= 0")
-
-
-def positive_float(text: str) -> float:
-    """A finite float > 0."""
-    return _number(text, float, math.nextafter(0.0, 1.0), "a finite number > 0")
-
-
-def non_negative_float(text: str) -> float:
-    """A finite float >= 0."""
-    return _number(text, float, 0.0, "a finite number >= 0")
-
-
-def sampler_name(text: str) -> str:
-    """A registered sampler (``resolve_sampler`` names the valid ones otherwise)."""
-    try:
-        resolve_sampler(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-    return text
-
-
-def sampler_list(text: str) -> list[str]:
-    """Comma-separated sampler names."""
-    return [sampler_name(s.strip()) for s in text.split(",") if s.strip()]
-
-
-def step_list(text: str) -> list[int]:
-    """Comma-separated step counts >= 1."""
-    return [positive_int(s.strip()) for s in text.split(",") if s.strip()]
-
-
-def seed_list(text: str) -> list[int]:
-    """Comma-separated distinct seeds >= 0 (at least one)."""
-    seeds = [non_negative_int(s.strip()) for s in text.split(",") if s.strip()]
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise argparse.ArgumentTypeError(f"expected distinct integers >= 0, got {text!r}")
-    return seeds
+    parse.__name__ = f"list of {item.__name__}"
+    return parse
 
 
 def existing_dir(text: str) -> str:
-    """A folder that exists."""
     if not Path(text).is_dir():
         raise argparse.ArgumentTypeError(f"{text} does not exist or is not a folder")
     return text
@@ -102,9 +69,7 @@ def device_name(text: str) -> str:
     try:
         device = torch.device(text)
     except (RuntimeError, ValueError):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a device; use cpu, cuda or cuda:N"
-        ) from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device; use cpu or cuda[:N]") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise argparse.ArgumentTypeError(
@@ -120,16 +85,124 @@ def device_name(text: str) -> str:
     return text
 
 
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
+# ------------------------------------------------------------------ the options
+@dataclass(frozen=True)
+class Option:
+    """One command-line option, written once.
+
+    ``config``: the key path of its value in the experiment config (the default is the
+    preset's value there, else ``default``, else the :class:`TrainConfig` field's default);
+    ``None`` for run options, whose ``default`` is their own. ``flag_value``: a switch
+    (store_true) that sets the config value to it."""
+
+    flag: str
+    help: str
+    type: Callable | None = None
+    config: tuple[str, ...] | None = None
+    default: Any = None
+    choices: tuple | None = None
+    flag_value: Any = None
+
+    @property
+    def dest(self) -> str:
+        return self.flag.removeprefix("--").replace("-", "_")
 
 
-# ------------------------------------------------------------------ the parser
+_T = ("train",)
+OPTIONS = (
+    Option("--noise", "forward-noise covariance: isotropic N(0, I), the Gaussian Free Field, or "
+           "'data': shaped like the training set's power spectrum", config=("noise",),
+           choices=(*NOISE_NAMES, DATA_NOISE)),
+    Option("--target", "what the U-Net predicts: whitened ε (the paper's loss), correlated L ε, "
+           "x0, v, edm (Karras et al.'s preconditioning in whitened coordinates), or "
+           "gaussian-residual (whitened ε with a skip to the training set's Gaussian denoiser); "
+           "see docs/training.md", config=("model", "target"), default="correlated",
+           choices=MODEL_TARGETS),
+    Option("--schedule", "noise schedule: 'linear' (DDPM's β chain) or 'aligned' (that chain "
+           "moved so each Fourier mode's SNR crosses 1 when it does under white noise; measured "
+           "from the training set, see docs/training.md)", config=("schedule",),
+           default="linear", choices=SCHEDULES),
+    Option("--noise-alpha", "GFF exponent α (λ_k ∝ |k|^-2α); 1 is the paper's (gff only)",
+           float, config=("noise_params", "alpha"), default=1.0),
+    Option("--data-dir", "dataset folder (see the dataset's docs); default: the dataset's own "
+           "search", existing_dir, config=("data_dir",)),
+    Option("--device", "cpu, cuda, cuda:1 … (the default is CUDA where this machine has it)",
+           device_name, config=("device",),
+           default="cuda" if torch.cuda.is_available() else "cpu"),
+    # training options: parsed here, validated by TrainConfig (one place)
+    Option("--steps", "training steps", int, config=(*_T, "steps")),
+    Option("--batch-size", "global batch", int, config=(*_T, "batch_size")),
+    Option("--lr", "Adam learning rate", float, config=(*_T, "lr")),
+    Option("--seed", "seed of the initial weights, data order and noise", int,
+           config=(*_T, "seed")),
+    Option("--ckpt-every", "checkpoint period (steps)", int, config=(*_T, "ckpt_every")),
+    Option("--compile", "torch.compile the model", config=(*_T, "compile"), flag_value=True),
+    Option("--channels-last", "channels_last memory format", config=(*_T, "channels_last"),
+           flag_value=True),
+    Option("--no-progress", "no progress bars", config=(*_T, "progress"), flag_value=False),
+    # sampling options: parsed here, validated by SamplingSpec (one place)
+    Option("--sampler", "sampler of 'sample' and of the training run's grids (see "
+           "sdekit.available_samplers())", config=(*_T, "sample_sampler")),
+    Option("--sample-steps", "model evaluations per image for 'sample'", int,
+           config=(*_T, "sample_steps")),
+    Option("--sample-n", "number of images for 'sample'", int, config=(*_T, "sample_n")),
+    Option("--clip-x0", "clamp the model's x0-prediction to [-c, c] while sampling (0: off)",
+           float, config=(*_T, "sample_clip_x0")),
+    # run options: not part of the experiment's config
+    Option("--run-dir", "output folder (config.json, metrics.jsonl/csv, checkpoints/, samples/);"
+           " default runs/<dataset>-<noise>-<preset>", Path),
+    Option("--no-resume", "start over even if a checkpoint exists", flag_value=True),
+    Option("--sample-seed", "seed of 'sample'", int, default=0),
+    Option("--sampling-grid", "time grid for 'sample' and 'evaluate': the sampler's own ('own'),"
+           " DDPM's noise levels on the run's chain ('reference'), or 'auto': reference for an "
+           "aligned schedule, own otherwise", default="auto", choices=SAMPLING_GRIDS),
+    Option("--teleport-snr", "'sample' and 'evaluate': start with the closed-form flow of the "
+           "training set's Gaussian approximation (GaussianTeleport) and hand over to the model "
+           "where the largest whitened mode reaches this SNR (e.g. 1); default: sample from T",
+           float),
+    Option("--eval-samplers", "comma-separated samplers for 'evaluate'", comma_list(str),
+           default=["ancestral", "ddim", "dpmpp_2m"]),
+    Option("--eval-steps", "comma-separated budgets (model evaluations) for 'evaluate'",
+           comma_list(int), default=[1000, 100, 50, 20, 10]),
+    Option("--eval-n", "samples per (sampler, steps)", int, default=256),
+    Option("--eval-seed", "seed of the samples of 'evaluate'; several (comma-separated, "
+           "distinct) score each cell on the union of one n-sample cell per seed",
+           comma_list(int), default=[0]),
+    Option("--eval-name", "'evaluate' writes <run-dir>/<name>.json and .md (e.g. a second "
+           "table on a subset)", default="evaluation"),
+    Option("--eval-bpd-n", "test images for bits/dim in 'evaluate' (0: skip; one ODE solve per "
+           "batch)", int, default=0),
+)  # fmt: skip
+
+_TRAIN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+
+
+def _get(cfg: dict, path: tuple[str, ...]):
+    for key in path:
+        if not isinstance(cfg, dict) or key not in cfg:
+            return None
+        cfg = cfg[key]
+    return cfg
+
+
+def _default(option: Option, preset: dict):
+    """The option's default: the preset's value at its config path, else its own, else
+    the TrainConfig field's."""
+    if option.config is None:
+        return option.default
+    value = _get(preset, option.config)
+    if value is None:
+        value = option.default
+    if value is None and option.config[0] == "train":
+        value = _TRAIN_DEFAULTS.get(option.config[-1])
+    return value
+
+
 class _DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
     """Shows "(default: …)" except where the help already says what happens without one."""
 
     def _get_help_string(self, action):
-        if action.default is None:
+        if action.default is None or isinstance(action, argparse._StoreConstAction):
             return action.help
         return super()._get_help_string(action)
 
@@ -137,167 +210,27 @@ class _DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
 def build_parser(description: str, presets: dict, preset: str | None = None):
     """The recipe's parser, its defaults taken from ``presets[preset]`` (default: the first)."""
     preset = preset or next(iter(presets))
-    cfg, train_cfg = presets[preset], presets[preset]["train"]
     p = argparse.ArgumentParser(description=description, formatter_class=_DefaultsHelp)
     p.add_argument(
-        "command",
-        nargs="?",
-        default="all",
-        choices=COMMANDS,
-        help="all = train, then sample a PNG grid; train resumes from the run "
-        "directory's latest checkpoint; sample / evaluate use the EMA weights",
-    )
+        "command", nargs="?", default="all", choices=COMMANDS,
+        help="all = train, then sample a PNG grid; train resumes from the run directory's "
+        "latest checkpoint; sample / evaluate use the EMA weights",
+    )  # fmt: skip
     p.add_argument(
-        "--preset",
-        default=preset,
-        choices=list(presets),
+        "--preset", default=preset, choices=list(presets),
         help="hyperparameter preset (the defaults below are its values): "
         + "; ".join(f"{k}: {v['_about']}" for k, v in presets.items()),
-    )
-    p.add_argument(
-        "--noise",
-        default=cfg["noise"],
-        choices=(*NOISE_NAMES, DATA_NOISE),
-        help="forward-noise covariance: isotropic N(0, I), the Gaussian Free Field, or "
-        "'data': shaped like the training set's power spectrum",
-    )
-    p.add_argument(
-        "--target",
-        default=cfg["model"].get("target", "correlated"),
-        choices=MODEL_TARGETS,
-        help="what the U-Net predicts: whitened ε (the paper's loss), correlated L ε, x0, "
-        "v, edm (Karras et al.'s preconditioning in whitened coordinates), or "
-        "gaussian-residual (whitened ε with a skip to the training set's Gaussian "
-        "denoiser); see docs/training.md",
-    )
-    p.add_argument(
-        "--schedule",
-        default=cfg.get("schedule", "linear"),
-        choices=SCHEDULES,
-        help="noise schedule: 'linear' (DDPM's β chain) or 'aligned' (that chain moved so "
-        "each Fourier mode's SNR crosses 1 when it does under white noise; measured from "
-        "the training set, see docs/training.md)",
-    )
-    p.add_argument(
-        "--noise-alpha",
-        type=non_negative_float,
-        default=(cfg.get("noise_params") or {}).get("alpha", 1.0),
-        help="GFF exponent α (λ_k ∝ |k|^-2α); 1 is the paper's",
-    )
-    p.add_argument(
-        "--run-dir",
-        type=Path,
-        default=None,
-        help="output folder (config.json, metrics.jsonl/csv, checkpoints/, samples/); "
-        "default runs/<dataset>-<noise>-<preset>",
-    )
-    p.add_argument(
-        "--data-dir",
-        type=existing_dir,
-        default=cfg.get("data_dir"),
-        help="dataset folder (see the dataset's docs); default: the dataset's own search",
-    )
-    p.add_argument("--steps", type=positive_int, default=train_cfg["steps"], help="training steps")
-    p.add_argument(
-        "--batch-size", type=positive_int, default=train_cfg["batch_size"], help="global batch"
-    )
-    p.add_argument("--lr", type=positive_float, default=train_cfg["lr"], help="Adam learning rate")
-    p.add_argument(
-        "--seed",
-        type=non_negative_int,
-        default=train_cfg.get("seed", 0),
-        help="seed of the initial weights, data order and noise",
-    )
-    p.add_argument(
-        "--ckpt-every",
-        type=positive_int,
-        default=train_cfg["ckpt_every"],
-        help="checkpoint period (steps)",
-    )
-    p.add_argument(
-        "--device",
-        type=device_name,
-        default=cfg.get("device") or default_device(),
-        help="cpu, cuda, cuda:1 … (the default is CUDA where this machine has it)",
-    )
-    p.add_argument(
-        "--no-resume", action="store_true", help="start over even if a checkpoint exists"
-    )
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--channels-last", action="store_true", help="channels_last memory format")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument(
-        "--sampler",
-        type=sampler_name,
-        default=train_cfg.get("sample_sampler", "dpmpp_2m"),
-        help="sampler for 'sample' (see sdekit.available_samplers())",
-    )
-    p.add_argument(
-        "--sample-steps",
-        type=positive_int,
-        default=train_cfg.get("sample_steps", 50),
-        help="steps (≈ NFE) for 'sample'",
-    )
-    p.add_argument(
-        "--sample-n",
-        type=positive_int,
-        default=train_cfg.get("sample_n", 64),
-        help="number of images for 'sample'",
-    )
-    p.add_argument("--sample-seed", type=non_negative_int, default=0, help="seed of 'sample'")
-    p.add_argument(
-        "--clip-x0",
-        type=non_negative_float,
-        default=1.0,
-        help="clamp the model's x0-prediction to [-c, c] while sampling (0: off)",
-    )
-    p.add_argument(
-        "--sampling-grid",
-        default="auto",
-        choices=SAMPLING_GRIDS,
-        help="time grid for 'sample' and 'evaluate': the sampler's own ('own'), DDPM's "
-        "noise levels on the run's chain ('reference'), or 'auto': reference for an aligned "
-        "schedule, own otherwise",
-    )
-    p.add_argument(
-        "--teleport-snr",
-        type=positive_float,
-        default=None,
-        help="'sample' and 'evaluate': start with the closed-form flow of the training set's "
-        "Gaussian approximation (GaussianTeleport) and hand over to the model where the "
-        "largest whitened mode reaches this SNR (e.g. 1); default: sample from T",
-    )
-    p.add_argument(
-        "--eval-samplers",
-        type=sampler_list,
-        default="ancestral,ddim,dpmpp_2m",
-        help="comma-separated samplers for 'evaluate'",
-    )
-    p.add_argument(
-        "--eval-steps",
-        type=step_list,
-        default="1000,100,50,20,10",
-        help="comma-separated step counts for 'evaluate'",
-    )
-    p.add_argument("--eval-n", type=positive_int, default=256, help="samples per (sampler, steps)")
-    p.add_argument(
-        "--eval-seed",
-        type=seed_list,
-        default="0",
-        help="seed of the samples of 'evaluate'; several (comma-separated, distinct) score "
-        "each cell on the union of one n-sample cell per seed",
-    )
-    p.add_argument(
-        "--eval-name",
-        default="evaluation",
-        help="'evaluate' writes <run-dir>/<name>.json and .md (e.g. a second table on a subset)",
-    )
-    p.add_argument(
-        "--eval-bpd-n",
-        type=non_negative_int,
-        default=0,
-        help="test images for bits/dim in 'evaluate' (0: skip; one ODE solve per batch)",
-    )
+    )  # fmt: skip
+    for opt in OPTIONS:
+        if opt.flag_value is not None:
+            p.add_argument(opt.flag, dest=opt.dest, action="store_const", const=opt.flag_value,
+                           default=None, help=opt.help)  # fmt: skip
+            continue
+        default = _default(opt, presets[preset])
+        p.add_argument(
+            opt.flag, dest=opt.dest, type=opt.type, choices=opt.choices, help=opt.help,
+            default=default,
+        )  # fmt: skip
     return p
 
 
@@ -310,33 +243,69 @@ def parse_args(description: str, presets: dict, argv=None) -> argparse.Namespace
 
 
 def resolve_config(args, presets: dict, dataset: str) -> dict:
-    """The preset with the command line's values: the config actually used (config.json)."""
+    """The preset with the command line's values at their config paths: the config actually
+    used (config.json)."""
     cfg = copy.deepcopy(presets[args.preset])
     cfg.pop("_about", None)
     cfg["dataset"] = cfg.get("dataset", dataset)
-    cfg["noise"] = args.noise
-    cfg["schedule"] = args.schedule
-    cfg["model"]["target"] = args.target
-    if args.noise == "gff":
-        cfg["noise_params"] = {**(cfg.get("noise_params") or {}), "alpha": args.noise_alpha}
-    cfg["data_dir"] = args.data_dir
-    cfg["device"] = args.device
-    train = cfg["train"]
-    train.update(
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        ckpt_every=args.ckpt_every,
-        sample_sampler=args.sampler,
-        sample_steps=args.sample_steps,
-        sample_n=args.sample_n,
-    )
-    train["compile"] = train.get("compile", False) or args.compile
-    train["channels_last"] = train.get("channels_last", False) or args.channels_last
-    if args.no_progress:
-        train["progress"] = False
+    for opt in OPTIONS:
+        value = getattr(args, opt.dest)
+        if opt.config is None or value is None:
+            continue
+        if opt.config == ("noise_params", "alpha") and cfg["noise"] != "gff":
+            continue  # GFF's α only
+        *parents, key = opt.config
+        node = cfg
+        for name in parents:
+            if not isinstance(node.get(name), dict):
+                node[name] = dict(node.get(name) or {})
+            node = node[name]
+        node[key] = value
     return cfg
+
+
+_SAMPLE_FLAGS = "--sampler, --sample-steps, --sample-n, --sample-seed, --clip-x0, --teleport-snr"
+_EVAL_FLAGS = "--eval-samplers, --eval-steps, --eval-n, --eval-seed, --clip-x0, --teleport-snr"
+
+
+def _specs(args, cfg: dict, run_dir: Path) -> tuple[SamplingSpec, list[SamplingSpec]]:
+    """The spec of 'sample' and the specs of 'evaluate' from the command line (validated by
+    :class:`SamplingSpec`; an error names the options); the grid rule is chosen for the
+    run's own config (its schedule) where the run exists."""
+    train_cfg = cfg["train"]
+    config_json = Path(run_dir) / "config.json"
+    run_cfg = json.loads(config_json.read_text()) if config_json.is_file() else cfg
+    common = dict(
+        clip_x0=train_cfg["sample_clip_x0"],
+        grid=grid_rule(run_cfg, args.sampling_grid),
+        teleport=args.teleport_snr,
+    )
+    try:
+        one = SamplingSpec(
+            sampler=train_cfg["sample_sampler"], steps=train_cfg["sample_steps"],
+            n=train_cfg["sample_n"], seed=args.sample_seed, **common,
+        )  # fmt: skip
+    except InputError as err:
+        raise InputError(f"{_SAMPLE_FLAGS}: {err}") from None
+    seeds = args.eval_seed
+    try:
+        table = [
+            SamplingSpec(sampler=s, steps=k, n=args.eval_n, **common,
+                         seed=seeds[0] if len(seeds) == 1 else tuple(seeds))  # fmt: skip
+            for s in args.eval_samplers
+            for k in args.eval_steps
+        ]
+    except InputError as err:
+        raise InputError(f"{_EVAL_FLAGS}: {err}") from None
+    return one, table
+
+
+def _check_training(cfg: dict) -> None:
+    """Build the TrainConfig once before anything runs: its checks name the bad value."""
+    try:
+        TrainConfig(**train_config_kwargs(cfg))
+    except InputError as err:
+        raise InputError(f"--steps, --batch-size, --lr, --seed, --ckpt-every: {err}") from None
 
 
 def _error(message: str) -> int:
@@ -349,46 +318,25 @@ def run_recipe(description: str, presets: dict, dataset: str, argv=None) -> int:
     """Parse ``argv`` and run the command; returns a process exit code (2: bad input)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args = parse_args(description, presets, argv)
-    cfg = resolve_config(args, presets, dataset)
-    aligned = "-aligned" if cfg["schedule"] == "aligned" else ""
-    default_dir = Path("runs") / f"{cfg['dataset']}-{cfg['noise']}{aligned}-{args.preset}"
-    run_dir = args.run_dir or default_dir
     try:
+        cfg = resolve_config(args, presets, dataset)
+        aligned = "-aligned" if cfg.get("schedule") == "aligned" else ""
+        default_dir = Path("runs") / f"{cfg['dataset']}-{cfg['noise']}{aligned}-{args.preset}"
+        run_dir = args.run_dir or default_dir
+        progress = cfg["train"].get("progress", True)
+        _check_training(cfg)
+        one, table = _specs(args, cfg, run_dir)  # checked before any training
         if args.command in ("all", "train"):
             train(cfg, run_dir, resume=not args.no_resume)
         if args.command in ("all", "sample"):
-            png, info = sample_run(
-                run_dir,
-                n=args.sample_n,
-                sampler=args.sampler,
-                steps=args.sample_steps,
-                seed=args.sample_seed,
-                grid=args.sampling_grid,
-                device=args.device,
-                progress=not args.no_progress,
-                clip_x0=args.clip_x0 or None,
-                teleport=args.teleport_snr,
-            )
+            png, info = sample_run(run_dir, one, device=cfg["device"], progress=progress)
             print(f"wrote {png} ({info.nfe} model evaluations per image)")
         if args.command == "evaluate":
             summary = evaluate_run(
-                run_dir,
-                samplers=args.eval_samplers,
-                steps_list=args.eval_steps,
-                n=args.eval_n,
-                device=args.device,
-                clip_x0=args.clip_x0 or None,
-                bpd_n=args.eval_bpd_n,
-                seed=args.eval_seed[0] if len(args.eval_seed) == 1 else args.eval_seed,
-                grid=args.sampling_grid,
-                teleport=args.teleport_snr,
-                name=args.eval_name,
-                progress=not args.no_progress,
-            )
+                run_dir, table, device=cfg["device"], bpd_n=args.eval_bpd_n,
+                name=args.eval_name, progress=progress,
+            )  # fmt: skip
             print(json.dumps(summary, indent=2))
-    except (DatasetError, CheckpointError, ValueError) as err:
-        # the library's validation errors name the argument and what was expected
+    except InputError as err:  # the library's validation: names the argument and the fix
         return _error(str(err))
-    except FileNotFoundError as err:
-        return _error(f"{err} (train first, or pass --run-dir)")
     return 0

@@ -13,23 +13,22 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from ..errors import InputError
-from ..sampling import GaussianTeleport
+from ..files import CheckpointError
+from ..sampling import SamplingSpec
 from ..training import TrainConfig, Trainer, load_checkpoint, load_state_strict
 from ..training.images import save_image_grid, to_uint8
-from ..training.run_log import draw_samples
 from .config import (
     build_model,
     build_sde,
     complete_from_data,
     load_dataset,
-    sampling_times,
     train_config_kwargs,
 )
+from .sampling import RunSampler
 
 log = logging.getLogger(__name__)
 
-__all__ = ["train", "load_trained", "draw_samples", "sample_run"]
+__all__ = ["train", "load_trained", "sample_run"]
 
 
 def _unused(stem: Path) -> Path:
@@ -95,6 +94,8 @@ def train(cfg: dict, run_dir, resume: bool = True, device=None) -> Trainer:
 def load_trained(run_dir, device="cpu"):
     """(cfg, sde, EMA model) from ``run_dir/checkpoints/latest.pt``."""
     path = Path(run_dir) / "checkpoints" / "latest.pt"
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path} (train first, or pass --run-dir)")
     state = load_checkpoint(path, map_location=device)
     cfg = state["config"]["experiment"]
     sde = build_sde(cfg)
@@ -105,50 +106,15 @@ def load_trained(run_dir, device="cpu"):
     return cfg, sde, model.to(device).eval()
 
 
-@torch.no_grad()
-def fit_teleport(cfg: dict, sde, max_snr: float) -> GaussianTeleport:
-    """A :class:`~sdekit.sampling.GaussianTeleport` for the run: the training set's mean
-    image and covariance, handing over where the largest whitened mode reaches ``max_snr``."""
-    max_snr = float(max_snr)
-    if not max_snr > 0:
-        raise InputError(f"teleport (a max SNR) must be > 0, got {max_snr}")
-    train = load_dataset(cfg, train=True)
-    jump = GaussianTeleport.from_data(sde, train.batch(torch.arange(len(train))), max_snr)
-    log.info("%r", jump)
-    return jump
-
-
-def sample_run(
-    run_dir,
-    n: int = 64,
-    sampler: str = "dpmpp_2m",
-    steps: int = 50,
-    seed: int = 0,
-    device="cpu",
-    out=None,
-    progress: bool = False,
-    clip_x0: float | None = 1.0,
-    grid: str = "auto",
-    teleport: float | None = None,
-):
-    """Sample the EMA model; write a PNG grid and an ``.npz`` of uint8 images
-    (``clip_x0=1``: the data live in [-1, 1], see :func:`sdekit.sample`). An existing grid
-    is never overwritten: the new one gets the next free suffix (``…-2.png``, ``-3`` …).
-    ``grid``: see :func:`~sdekit.experiments.config.sampling_times`; ``teleport``: a max
-    SNR for :func:`fit_teleport` (default: none, sample from T)."""
+def sample_run(run_dir, spec: SamplingSpec, device="cpu", out=None, progress: bool = False):
+    """Sample the EMA model with ``spec`` (its grid rule and teleport resolved against the
+    run, :class:`~sdekit.experiments.sampling.RunSampler`); write a PNG grid and an ``.npz``
+    of uint8 images. An existing grid is never overwritten: the new one gets the next free
+    suffix (``…-2.png``, ``-3`` …). Returns ``(png path, SampleInfo)``."""
     cfg, sde, model = load_trained(run_dir, device)
-    jump = None if teleport is None else fit_teleport(cfg, sde, teleport)
-    times = sampling_times(cfg, sde, sampler, steps, grid, None if jump is None else jump.time)
-    x, info = draw_samples(
-        sde, model, n, sampler, steps, seed, device, clip_x0, progress, grid=times, teleport=jump
-    )
-    out = (
-        Path(out)
-        if out
-        else Path(run_dir) / "samples" / f"{sampler.replace(':', '-')}_{steps}steps"
-    )
-    out = _unused(out)
+    x, info = RunSampler(cfg, sde, model, device, progress)(spec)
+    name = f"{spec.sampler.replace(':', '-')}_{spec.steps}steps"
+    out = _unused(Path(out) if out else Path(run_dir) / "samples" / name)
     png = save_image_grid(x, out.with_suffix(".png"))
-    images = to_uint8(x.cpu()).numpy()
-    np.savez_compressed(out.with_suffix(".npz"), images=images)
+    np.savez_compressed(out.with_suffix(".npz"), images=to_uint8(x.cpu()).numpy())
     return png, info

@@ -124,7 +124,7 @@ class SamplingSpec:
       ``max_evaluations``, ``reference_steps``).
     - ``options``: the sampler's keyword options (e.g. ``{"eta": 1.0}``).
     - ``denoise``: the final denoising step (``None``: the sampler's choice).
-    - ``clip_x0``: clamp x̂₀ to [−c, c] at every evaluation (``None``: off).
+    - ``clip_x0``: clamp x̂₀ to [−c, c] at every evaluation (``None`` or 0: off).
     - ``teleport``: the hand-over SNR of a :class:`~sdekit.sampling.GaussianTeleport` of the
       data (``None``: sample from T).
     - ``eps``: the last grid time (``None``: the SDE's default).
@@ -162,7 +162,8 @@ class SamplingSpec:
         set_(self, "options", _frozen_mapping(self.options, "options"))
         if self.denoise is not None and not isinstance(self.denoise, bool):
             raise InputTypeError(f"denoise must be True, False or None, got {self.denoise!r}")
-        set_(self, "clip_x0", _number(self.clip_x0, "clip_x0"))
+        clip = None if self.clip_x0 == 0 else self.clip_x0  # 0: off, as None
+        set_(self, "clip_x0", _number(clip, "clip_x0"))
         set_(self, "teleport", _number(self.teleport, "teleport (a max SNR)"))
         set_(self, "eps", _number(self.eps, "eps", positive=False))  # range: resolve()
         set_(self, "n", _number(self.n, "n", int))

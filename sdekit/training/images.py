@@ -9,6 +9,10 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
+#: images live in [-IMAGE_RANGE, IMAGE_RANGE] (:func:`from_uint8`): the x̂₀ clamp that
+#: sampling images uses by default (``clip_x0``)
+IMAGE_RANGE = 1.0
+
 
 def to_uint8(x: Tensor) -> Tensor:
     """Images in [-1, 1] → uint8 0..255 (clamped, rounded), as a PNG stores them."""

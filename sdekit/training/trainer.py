@@ -35,6 +35,7 @@ from .checkpoint import (
 )
 from .distributed import DistInfo
 from .ema import make_ema
+from .images import IMAGE_RANGE
 from .losses import denoising_loss, sample_training_times
 from .run_log import MetricsLog, write_sample_grid
 
@@ -65,7 +66,7 @@ class TrainConfig:
     sample_n: int = 64
     sample_steps: int = DEFAULT_STEPS  # model evaluations per sample
     sample_sampler: str = DEFAULT_SAMPLER
-    sample_clip_x0: float | None = 1.0  # data in [-1, 1]
+    sample_clip_x0: float | None = IMAGE_RANGE  # data in [-1, 1]; None or 0: off
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
     compile: bool = False
     channels_last: bool = False
@@ -75,6 +76,10 @@ class TrainConfig:
         for name in ("steps", "batch_size", "log_every", "ckpt_every"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise InputError(f"lr must be a finite number > 0, got {self.lr}")
+        if self.seed < 0:
+            raise InputError(f"seed must be >= 0, got {self.seed}")
         if not (0 <= self.ema_decay < 1):
             raise InputError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
 
