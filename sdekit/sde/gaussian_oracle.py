@@ -29,13 +29,11 @@ import math
 import torch
 from torch import Tensor
 
-from ..covariance import CholeskyCovariance, CovarianceOperator
+from ..covariance import CholeskyCovariance, CovarianceOperator, statistics
 from ..errors import InputError, InputTypeError
 from .base import SDE, as_time
 
 __all__ = ["GaussianOracle"]
-
-_DENSE_LIMIT = 4096
 
 
 class GaussianOracle:
@@ -89,9 +87,10 @@ class GaussianOracle:
             self.c_full = c  # c on the full grid, event shape
             self.c = c[..., : shape[-1] // 2 + 1]  # on the rfft half-grid
         else:
-            if self.dim > _DENSE_LIMIT:
+            limit = statistics.DENSE_LIMIT  # the one dense limit (read here: tests patch it)
+            if self.dim > limit:
                 raise InputError(
-                    f"the dense oracle path is limited to d <= {_DENSE_LIMIT} (got d={self.dim}); "
+                    f"the dense oracle path is limited to d <= {limit} (got d={self.dim}); "
                     "use Fourier-diagonal covariances for the spectral path"
                 )
             Linv = noise.inv_sqrt_apply(
