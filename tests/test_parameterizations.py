@@ -266,6 +266,39 @@ def test_every_target_round_trips_through_its_config_record():
             parameterization_from_config({"target": name})
 
 
+def test_old_target_names_and_configs_without_a_target_still_load():
+    """``eps`` is the old name of ``whitened``; a config without a target trained L ε."""
+    from sdekit.experiments.config import build_model, build_sde, model_target
+    from sdekit.models import (
+        CorrelatedNoiseModel,
+        EpsilonParameterization,
+        UNet,
+        parameterization_from_config,
+    )
+
+    assert isinstance(make_parameterization("eps"), EpsilonParameterization)
+    assert parameterization_from_config({"target": "eps"}).name == "whitened"
+    assert parameterization_from_config({}).name == "correlated"
+    base = {
+        "dataset": "synthetic",
+        "resolution": 8,
+        "noise": "gff",
+        "beta_start": 1e-4,
+        "beta_end": 0.02,
+        "num_timesteps": 1000,
+    }
+    net = {"ch": 8, "ch_mult": [1, 2], "num_res_blocks": 1, "attn_resolutions": [], "groups": 4}
+    old_eps = {**base, "model": {**net, "target": "eps"}}
+    assert model_target(old_eps) == "whitened"
+    assert type(build_model(old_eps, build_sde(old_eps))) is UNet
+    untargeted = {**base, "model": net}
+    assert model_target(untargeted) == "correlated"
+    model = build_model(untargeted, build_sde(untargeted))
+    assert isinstance(model, CorrelatedNoiseModel) and model.loss_space == "correlated"
+    with pytest.raises(ValueError, match="model target must be one of"):
+        model_target({**base, "model": {"target": "epsilon"}})
+
+
 def test_correlated_noise_model_is_the_correlated_parameterization():
     """CorrelatedNoiseModel(net, Σ) is ParameterizedModel with the ``correlated`` row: the
     same ε̂, loss space and (unit) loss weight, and the state dict holds the net only."""
