@@ -6,7 +6,15 @@ import math
 
 import pytest
 import torch
-from conftest import F64, dense_fourier, gff_spectrum_reference, random_spd, symmetric_spectrum
+from conftest import (
+    F64,
+    FAMILIES,
+    dense_fourier,
+    gff_spectrum_reference,
+    make_case,
+    random_spd,
+    symmetric_spectrum,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -73,6 +81,41 @@ def test_fourier_dense_spectrum_equals_eigenvalues():
     S = FourierCovariance(lam).to_dense()
     ev = torch.linalg.eigvalsh(S)
     torch.testing.assert_close(ev, lam.flatten().sort().values, rtol=1e-10, atol=1e-12)
+
+
+# ---------------------------------------------------------- fourier_spectrum
+FOURIER_DIAGONAL = {"identity", "fourier", "fourier_shared", "gff"}
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_fourier_spectrum_is_the_dense_matrix_in_the_fourier_basis(name):
+    """Σ = blockdiag_c(Fᴴ diag(λ_c) F) with λ = fourier_spectrum() (so λ are Σ's
+    eigenvalues); None for the families that are not Fourier-diagonal."""
+    op, dense = make_case(name, (2, 3, 4))
+    spectrum = op.fourier_spectrum()
+    if name not in FOURIER_DIAGONAL:  # diagonal, Cholesky, Kronecker of a dense colour
+        assert spectrum is None
+        return
+    assert spectrum.shape == (2, 3, 4)
+    lam = spectrum.to(F64)
+    torch.testing.assert_close(torch.from_numpy(dense_fourier(lam.numpy())), dense)
+    ev = torch.linalg.eigvalsh(dense)
+    torch.testing.assert_close(ev, lam.flatten().sort().values, rtol=1e-10, atol=1e-12)
+
+
+def test_fourier_spectrum_of_kronecker_and_one_dimensional_events():
+    """A Kronecker product is Fourier-diagonal when its channels are uncorrelated:
+    λ[c, k] = Σ_c[c, c] λ_s[k]; a 1-D event has no 2-D Fourier basis."""
+    variances = torch.tensor([0.5, 2.0], dtype=F64)
+    spatial = GFFCovariance((1, 3, 4), dtype=F64)
+    for channel in (CholeskyCovariance(torch.diag(variances)), DiagonalCovariance(variances)):
+        op = KroneckerCovariance(channel, spatial)
+        lam = op.fourier_spectrum()
+        torch.testing.assert_close(lam, variances[:, None, None] * spatial.eigenvalues)
+        torch.testing.assert_close(torch.from_numpy(dense_fourier(lam.numpy())), op.to_dense())
+    white = KroneckerCovariance(IdentityCovariance((2,)), spatial).fourier_spectrum()
+    assert white.dtype == F64 and torch.equal(white, spatial.eigenvalues.expand(2, 3, 4))
+    assert IdentityCovariance((5,)).fourier_spectrum() is None
 
 
 # ---------------------------------------------------------------- Kronecker

@@ -16,7 +16,7 @@ import torch
 from conftest import F64, random_spd
 
 from sdekit import NIVESDE, NIVPSDE, CholeskyCovariance, GFFCovariance
-from sdekit.covariance import FourierCovariance
+from sdekit.covariance import FourierCovariance, power_spectrum
 from sdekit.models import (
     PARAMETERIZATIONS,
     EDMParameterization,
@@ -101,9 +101,9 @@ def test_least_squares_optimum_of_each_loss_is_the_same_eps(oracle, t):
         for name in PARAMETERIZATIONS
     }
     for name, fit in fits.items():
-        torch.testing.assert_close(fit, fits["eps"], atol=1e-7, rtol=1e-7, msg=name)
+        torch.testing.assert_close(fit, fits["whitened"], atol=1e-7, rtol=1e-7, msg=name)
     exact = oracle.eps(x, torch.full((8,), t, dtype=F64))
-    assert float((fits["eps"] - exact).square().mean().sqrt()) < 0.05
+    assert float((fits["whitened"] - exact).square().mean().sqrt()) < 0.05
 
 
 class Affine(torch.nn.Module):
@@ -163,7 +163,7 @@ def test_whitened_data_std_and_errors():
     assert whitened_data_std(p, 1.0) == pytest.approx(0.5)
     with pytest.raises(ValueError, match="noise_variances > 0"):
         whitened_data_std(p, 0.0)
-    with pytest.raises(ValueError, match="unknown parameterization 'eps0'.*valid: eps"):
+    with pytest.raises(ValueError, match="unknown parameterization 'eps0'.*valid: whitened"):
         make_parameterization("eps0")
     with pytest.raises(ValueError, match="sigma_data"):
         EDMParameterization(sigma_data=0.0)
@@ -231,3 +231,118 @@ def test_gaussian_residual_from_data_recovers_a_stationary_gaussian():
         GaussianResidualParameterization(torch.zeros(1, 4, 4), cov)
     with pytest.raises(ValueError, match=r"covariance must be .* square \(d, d\) matrix"):
         GaussianResidualParameterization(0.0, torch.ones(3, 4))
+
+
+# ------------------------------------------------------------ configs and the registry
+def test_every_target_round_trips_through_its_config_record():
+    """from_data (where the target measures the data) → to_config → JSON →
+    parameterization_from_config rebuilds the same parameterisation: equal ε̂."""
+    import json
+
+    from sdekit.models import parameterization_from_config
+
+    shape = (1, 8, 8)
+    noise = GFFCovariance(shape, dtype=F64)
+    sde = NIVPSDE(noise)
+    g = torch.Generator().manual_seed(6)
+    images = GFFCovariance(shape, alpha=1.5, dtype=F64).sample(64, generator=g)
+    x = torch.randn(3, *shape, generator=g, dtype=F64)
+    t = torch.tensor([0.1, 0.5, 0.9], dtype=F64)
+    for name, cls in PARAMETERIZATIONS.items():
+        assert cls.needs_data({}) == bool(cls.config_keys), name
+        p = cls.from_data(images, noise)
+        record = json.loads(json.dumps(p.to_config()))
+        assert record["target"] == name and set(record) == {"target", *cls.config_keys}
+        assert not cls.needs_data(record)
+        again = parameterization_from_config({**record, "ch": 8})  # net keys are ignored
+        assert type(again) is cls
+        out = torch.randn(3, *shape, generator=g, dtype=F64)
+        torch.testing.assert_close(again.to_eps(sde, out, x, t), p.to_eps(sde, out, x, t))
+    edm = EDMParameterization.from_data(images, noise)
+    expected = whitened_data_std(power_spectrum(images), noise.eigenvalues.expand(shape))
+    assert edm.sigma_data == expected
+    for name in ("edm", "gaussian-residual"):
+        with pytest.raises(ValueError, match=f"model target '{name}' needs model"):
+            parameterization_from_config({"target": name})
+
+
+def test_old_target_names_and_configs_without_a_target_still_load():
+    """``eps`` is the old name of ``whitened``; a config without a target trained L ε."""
+    from sdekit.experiments.config import build_model, build_sde, model_target
+    from sdekit.models import (
+        CorrelatedNoiseModel,
+        EpsilonParameterization,
+        UNet,
+        parameterization_from_config,
+    )
+
+    assert isinstance(make_parameterization("eps"), EpsilonParameterization)
+    assert parameterization_from_config({"target": "eps"}).name == "whitened"
+    assert parameterization_from_config({}).name == "correlated"
+    base = {
+        "dataset": "synthetic",
+        "resolution": 8,
+        "noise": "gff",
+        "beta_start": 1e-4,
+        "beta_end": 0.02,
+        "num_timesteps": 1000,
+    }
+    net = {"ch": 8, "ch_mult": [1, 2], "num_res_blocks": 1, "attn_resolutions": [], "groups": 4}
+    old_eps = {**base, "model": {**net, "target": "eps"}}
+    assert model_target(old_eps) == "whitened"
+    assert type(build_model(old_eps, build_sde(old_eps))) is UNet
+    untargeted = {**base, "model": net}
+    assert model_target(untargeted) == "correlated"
+    model = build_model(untargeted, build_sde(untargeted))
+    assert isinstance(model, CorrelatedNoiseModel) and model.loss_space == "correlated"
+    with pytest.raises(ValueError, match="model target must be one of"):
+        model_target({**base, "model": {"target": "epsilon"}})
+
+
+def test_correlated_noise_model_is_the_correlated_parameterization():
+    """CorrelatedNoiseModel(net, Σ) is ParameterizedModel with the ``correlated`` row: the
+    same ε̂, loss space and (unit) loss weight, and the state dict holds the net only."""
+    from sdekit.models import CorrelatedEpsilonParameterization, CorrelatedNoiseModel
+
+    sde = NIVPSDE(GFFCovariance(SHAPE, dtype=F64))
+    thin = CorrelatedNoiseModel(Affine(), sde.covariance)
+    full = ParameterizedModel(Affine(), CorrelatedEpsilonParameterization(), sde)
+    assert isinstance(thin, ParameterizedModel) and thin.covariance is sde.covariance
+    x = torch.randn(4, *SHAPE, dtype=F64)
+    t = torch.tensor([0.1, 0.3, 0.6, 0.9], dtype=F64)
+    torch.testing.assert_close(thin(x, t), full(x, t), rtol=0, atol=0)
+    torch.testing.assert_close(thin.correlated(x, t), Affine()(x, t), rtol=0, atol=0)
+    assert thin.loss_space == full.loss_space == "correlated"
+    assert torch.equal(thin.eps_loss_weight(t), torch.ones(4, dtype=F64))
+    assert set(thin.state_dict()) == {"net.w", "net.b"}
+    thin.load_state_dict(full.state_dict(), strict=True)
+
+
+def test_moving_the_module_moves_the_covariance_and_forward_mutates_nothing():
+    """The covariance follows the module's ``.to()`` (device only: a dtype cast of the
+    weights leaves Σ alone); ``forward`` leaves the model's attributes as they were."""
+    from sdekit.models import CorrelatedNoiseModel
+
+    cov = FourierCovariance(torch.ones(1, 3, 4, dtype=F64), SHAPE)
+    sde = NIVPSDE(cov)
+    x = torch.randn(2, *SHAPE, dtype=F64)
+    t = torch.full((2,), 0.5, dtype=F64)
+    for model in (
+        ParameterizedModel(Affine(), make_parameterization("v"), sde),
+        CorrelatedNoiseModel(Affine(), cov),
+        ParameterizedModel(Zero(), GaussianResidualParameterization(0.1, cov), sde),
+    ):
+        before = dict(vars(model))
+        cache = getattr(model.parameterization, "_cache", None)
+        out = model(x, t)
+        assert out.shape == x.shape and out.dtype == F64
+        assert vars(model) == before and getattr(model.parameterization, "_cache", None) is cache
+        model.to(torch.float64).to("cpu")
+        assert model.sde.covariance.dtype == F64 and model.sde.covariance.device.type == "cpu"
+        if torch.cuda.is_available():
+            model.cuda()
+            assert model.sde.covariance.device.type == "cuda"
+            assert model(x.cuda(), t.cuda()).device.type == "cuda"
+            model.cpu()
+            assert model.sde.covariance.device.type == "cpu"
+    assert sde.covariance is cov  # the caller's SDE is never touched

@@ -7,9 +7,8 @@ import torch
 
 import sdekit
 from sdekit import NIVPSDE, GaussianTeleport, GFFCovariance, IdentityCovariance
-from sdekit.covariance import FourierCovariance
+from sdekit.covariance import FourierCovariance, statistics
 from sdekit.sampling import GRIDS
-from sdekit.sampling import teleport as teleport_module
 from sdekit.testing import GaussianOracle, data_spectrum
 
 F64 = torch.float64
@@ -67,7 +66,7 @@ def test_from_data_estimates_the_gaussian(monkeypatch):
     assert dense.c_max == pytest.approx(exact.c_max, rel=0.05)
     assert dense.time == pytest.approx(exact.time, abs=0.01)
     # above the dense limit: a stationary (Fourier) covariance around the mean image
-    monkeypatch.setattr(teleport_module, "DENSE_LIMIT", 16)
+    monkeypatch.setattr(statistics, "DENSE_LIMIT", 16)
     stationary = GaussianTeleport.from_data(sde, x0)
     assert stationary.oracle.path == "spectral"
     assert stationary.time == pytest.approx(exact.time, abs=0.01)

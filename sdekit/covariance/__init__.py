@@ -8,6 +8,7 @@ from .gff import GFFCovariance, gff_eigenvalues
 from .identity import IdentityCovariance
 from .kronecker import KroneckerCovariance
 from .registry import COVARIANCES, NOISE_NAMES, make_covariance, register_covariance
+from .statistics import DENSE_LIMIT, GaussianStatistics
 
 __all__ = [
     "CovarianceOperator",
@@ -24,4 +25,6 @@ __all__ = [
     "NOISE_NAMES",
     "COVARIANCES",
     "register_covariance",
+    "GaussianStatistics",
+    "DENSE_LIMIT",
 ]

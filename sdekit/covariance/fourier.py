@@ -170,6 +170,10 @@ class FourierCovariance(CovarianceOperator):
     def logdet(self) -> Tensor:
         return self.eigenvalues.log().expand(self.event_shape).sum()
 
+    def fourier_spectrum(self) -> Tensor:
+        """λ broadcast to the event shape (a view of :attr:`eigenvalues`)."""
+        return self.eigenvalues.expand(self.event_shape)
+
     def diagonal(self) -> Tensor:
         """Stationary: every pixel of a channel has variance mean_k λ_k."""
         per_channel = self.eigenvalues.mean(dim=(-2, -1), keepdim=True)

@@ -32,3 +32,10 @@ class IdentityCovariance(CovarianceOperator):
 
     def diagonal(self) -> Tensor:
         return torch.ones(self.event_shape)
+
+    def fourier_spectrum(self) -> Tensor | None:
+        """All ones (float64) for an event with a spatial grid ``(..., H, W)``; ``None`` for
+        a one-dimensional event, which has no 2-D Fourier basis."""
+        if len(self.event_shape) < 2:
+            return None
+        return torch.ones(self.event_shape, dtype=torch.float64)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from ..errors import InputError, InputTypeError
@@ -78,6 +79,22 @@ class KroneckerCovariance(CovarianceOperator):
         d_c = self.channel.diagonal()
         d_s = self.spatial.diagonal().reshape(self.event_shape[-2:])
         return d_c[:, None, None] * d_s
+
+    def fourier_spectrum(self) -> Tensor | None:
+        """Σ_c[c, c] · λ_s[k] when the channel factor is diagonal (channels uncorrelated) and
+        the spatial factor is Fourier-diagonal; ``None`` otherwise (e.g. the correlated
+        colour of :meth:`FourierCovariance.from_data`)."""
+        spatial = self.spatial.fourier_spectrum()
+        if spatial is None:
+            return None
+        channel = self.channel.to_dense()  # C × C: cheap
+        variances = channel.diagonal()
+        if bool((channel != torch.diag(variances)).any()):
+            return None
+        dtype = self.channel.dtype or spatial.dtype  # an identity channel holds no tensors
+        H, W = self.event_shape[-2:]
+        spatial = spatial.reshape(H, W).to(dtype=dtype)
+        return variances.to(dtype=dtype, device=spatial.device)[:, None, None] * spatial
 
     def __repr__(self) -> str:
         return f"KroneckerCovariance(channel={self.channel!r}, spatial={self.spatial!r})"

@@ -16,14 +16,14 @@ Keys (all recorded in ``config.json`` and in every checkpoint):
   the linear chain's); its knots, measured
   from the training set by :func:`complete_from_data`, go into ``schedule_params``.
 - ``model``: :class:`sdekit.models.UNet` keyword arguments plus ``target``, what the net
-  predicts (:mod:`sdekit.models.parameterization`): ``"whitened"`` ε (the paper's),
-  ``"correlated"`` L ε (wrapped by :class:`~sdekit.models.CorrelatedNoiseModel`),
-  ``"x0"``, ``"v"`` or ``"edm"`` (wrapped by :class:`~sdekit.models.ParameterizedModel`,
-  trained on its own loss); ``sigma_data`` for ``"edm"`` (measured from the training set
-  by :func:`complete_from_data` when absent); ``"gaussian-residual"``: the whitened ε
-  loss with a skip to the exact denoiser of the training set's stationary Gaussian
-  approximation, whose mean image and spectrum :func:`complete_from_data` records in
-  ``model.gaussian``.
+  predicts: a name in :data:`sdekit.models.PARAMETERIZATIONS` (``"whitened"`` ε, the
+  paper's; ``"correlated"`` L ε; ``"x0"``; ``"v"``; ``"edm"``; ``"gaussian-residual"``,
+  :mod:`sdekit.models.parameterization`), each trained on its own loss. Old names read as
+  their new ones (``"eps"`` → ``"whitened"``); a config without a target means
+  ``"correlated"`` (:data:`sdekit.models.DEFAULT_TARGET`, what such runs trained). A target
+  that needs statistics of the training set records them beside it (``sigma_data`` for
+  ``"edm"``; ``gaussian``, the stationary Gaussian's mean image and spectrum, for
+  ``"gaussian-residual"``), measured by :func:`complete_from_data` when absent.
 - ``train``: :class:`sdekit.training.TrainConfig` fields.
 """
 
@@ -35,14 +35,11 @@ from ..covariance import FourierCovariance, make_covariance, power_spectrum
 from ..data import DATASETS, load_dataset_by_name
 from ..errors import InputError
 from ..models import (
-    CorrelatedNoiseModel,
-    EDMParameterization,
-    ParameterizedModel,
+    DEFAULT_TARGET,
+    PARAMETERIZATIONS,
+    TARGET_ALIASES,
     UNet,
-    gaussian_residual,
-    gaussian_residual_from_data,
-    make_parameterization,
-    whitened_data_std,
+    parameterization_from_config,
 )
 from ..sde import NIVPSDE
 from ..sde.aligned import AlignedLogSNR, chain_log_snr, fourier_eigenvalues
@@ -59,7 +56,9 @@ __all__ = [
     "train_config_kwargs",
 ]
 
-MODEL_TARGETS = ("correlated", "whitened", "x0", "v", "edm", "gaussian-residual")
+MODEL_TARGETS = tuple(PARAMETERIZATIONS)
+#: the model-config keys that belong to the target, not to the U-Net
+_TARGET_KEYS = {"target"}.union(*(cls.config_keys for cls in PARAMETERIZATIONS.values()))
 SCHEDULES = ("linear", "aligned")
 DATA_NOISE = "data"
 
@@ -81,9 +80,11 @@ def noise_params(cfg: dict) -> dict:
 
 
 def model_target(cfg: dict) -> str:
-    """What the network predicts: ``"correlated"`` (L ε, the default), ``"whitened"`` (ε),
-    ``"x0"``, ``"v"``, ``"edm"`` or ``"gaussian-residual"`` (ε − ε̂ of a Gaussian)."""
-    target = cfg["model"].get("target", "correlated")
+    """What the network predicts, by its canonical name (:data:`MODEL_TARGETS`; an old
+    name such as ``"eps"`` gives its new one, ``"whitened"``; no target gives
+    ``"correlated"``, L ε, what configs without one trained)."""
+    target = cfg["model"].get("target", DEFAULT_TARGET)
+    target = TARGET_ALIASES.get(target, target)
     if target not in MODEL_TARGETS:
         raise InputError(f"model target must be one of {MODEL_TARGETS}, got {target!r}")
     return target
@@ -104,12 +105,7 @@ def _sde_needs_data(cfg: dict) -> bool:
 
 
 def _needs_data(cfg: dict) -> bool:
-    target = model_target(cfg)
-    return (
-        _sde_needs_data(cfg)
-        or (target == "edm" and "sigma_data" not in cfg["model"])
-        or (target == "gaussian-residual" and "gaussian" not in cfg["model"])
-    )
+    return _sde_needs_data(cfg) or PARAMETERIZATIONS[model_target(cfg)].needs_data(cfg["model"])
 
 
 def complete_from_data(cfg: dict, images) -> dict:
@@ -120,10 +116,12 @@ def complete_from_data(cfg: dict, images) -> dict:
       :meth:`FourierCovariance.from_data` → ``noise_params``;
     - ``schedule: "aligned"``: the knots of :meth:`AlignedLogSNR.fit` from the images'
       power spectrum and the noise's eigenvalues → ``schedule_params``;
-    - ``model.target: "edm"``: σ_d, the whitened data's standard deviation
-      (:func:`sdekit.models.whitened_data_std`) → ``model.sigma_data``;
-    - ``model.target: "gaussian-residual"``: the mean image and power spectrum
-      (:func:`sdekit.models.gaussian_residual_from_data`) → ``model.gaussian``.
+    - a ``model.target`` that needs statistics of the data
+      (:meth:`~sdekit.models.Parameterization.needs_data`): its
+      :meth:`~sdekit.models.Parameterization.from_data` under the noise, recorded by
+      :meth:`~sdekit.models.Parameterization.to_config` (``"edm"``: σ_d →
+      ``model.sigma_data``; ``"gaussian-residual"``: the stationary Gaussian's mean image
+      and spectrum → ``model.gaussian``).
 
     ``images``: float tensor ``(n, C, H, W)`` in the model's range, or a callable giving
     it (called only when something is missing). Returns a new dict; ``cfg`` is unchanged.
@@ -144,12 +142,10 @@ def complete_from_data(cfg: dict, images) -> dict:
         ends = chain_log_snr(linear_betas(cfg))[[-1, 0]].tolist()
         fit = AlignedLogSNR.fit(power_spectrum(x), fourier_eigenvalues(cov), log_snr_range=ends)
         cfg["schedule_params"] = fit.to_dict()
-    if model_target(cfg) == "edm" and "sigma_data" not in cfg["model"]:
+    target = PARAMETERIZATIONS[model_target(cfg)]
+    if target.needs_data(cfg["model"]):
         cov = make_covariance(cfg["noise"], event_shape(cfg), **noise_params(cfg))
-        sigma_data = whitened_data_std(power_spectrum(x), fourier_eigenvalues(cov))
-        cfg["model"] = {**cfg["model"], "sigma_data": sigma_data}
-    if model_target(cfg) == "gaussian-residual" and "gaussian" not in cfg["model"]:
-        cfg["model"] = {**cfg["model"], "gaussian": gaussian_residual_from_data(x)}
+        cfg["model"] = {**cfg["model"], **target.from_data(x, cov).to_config()}
     return cfg
 
 
@@ -175,31 +171,15 @@ def build_sde(cfg: dict) -> NIVPSDE:
 
 
 def build_model(cfg: dict, sde: NIVPSDE) -> torch.nn.Module:
-    """The U-Net as an ε-prediction model ``model(x, t) -> ε̂`` for ``sde`` (a net with
-    another target is wrapped: ε̂ = L⁻¹ net(x, t) for ``correlated``, a
-    :class:`~sdekit.models.ParameterizedModel` for ``x0``, ``v``, ``edm`` and
-    ``gaussian-residual``)."""
+    """The U-Net as an ε-prediction model ``model(x, t) -> ε̂`` for ``sde``: the config's
+    target (:func:`sdekit.models.parameterization_from_config`) wraps the net
+    (:meth:`~sdekit.models.Parameterization.wrap`: the bare net for ``whitened``, a
+    :class:`~sdekit.models.ParameterizedModel` otherwise)."""
+    model_target(cfg)  # an unknown target is named before anything is built
+    parameterization = parameterization_from_config(cfg["model"])
     c, h, _ = event_shape(cfg)
-    kwargs = {
-        k: v for k, v in cfg["model"].items() if k not in ("target", "sigma_data", "gaussian")
-    }
-    net = UNet(in_channels=c, resolution=h, **kwargs)
-    target = model_target(cfg)
-    if target == "whitened":
-        return net
-    if target == "correlated":
-        return CorrelatedNoiseModel(net, sde.covariance)
-    if target == "edm":
-        if "sigma_data" not in cfg["model"]:
-            raise InputError("model target 'edm' needs model.sigma_data (complete_from_data)")
-        return ParameterizedModel(net, EDMParameterization(cfg["model"]["sigma_data"]), sde)
-    if target == "gaussian-residual":
-        if "gaussian" not in cfg["model"]:
-            raise InputError(
-                "model target 'gaussian-residual' needs model.gaussian (complete_from_data)"
-            )
-        return ParameterizedModel(net, gaussian_residual(cfg["model"]["gaussian"]), sde)
-    return ParameterizedModel(net, make_parameterization(target), sde)
+    kwargs = {k: v for k, v in cfg["model"].items() if k not in _TARGET_KEYS}
+    return parameterization.wrap(UNet(in_channels=c, resolution=h, **kwargs), sde)
 
 
 def load_dataset(cfg: dict, train: bool = True):
@@ -208,9 +188,6 @@ def load_dataset(cfg: dict, train: bool = True):
 
 
 def train_config_kwargs(cfg: dict) -> dict:
-    """``TrainConfig`` keyword arguments: the config's ``train`` section; a correlated-target
-    model trains in the correlated loss space unless the config says otherwise."""
-    kwargs = dict(cfg["train"])
-    if model_target(cfg) == "correlated":
-        kwargs.setdefault("loss_space", "correlated")
-    return kwargs
+    """``TrainConfig`` keyword arguments: the config's ``train`` section (a wrapped model
+    brings its own loss space and weight, which the trainer reads from it)."""
+    return dict(cfg["train"])

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..covariance import power_spectrum
+from ..covariance import GaussianStatistics
 from ..sde import SDE, fourier_eigenvalues
 from .spectrum import ring_mean
 
@@ -73,7 +73,9 @@ def denoising_error_spectrum(
     - ``error``: E|F(x̂₀ − x₀)|²_k, the model's pixel-space error (note x̂₀ − x₀ =
       −(σ/α) L (ε̂ − ε): a whitened error is amplified by √λ_k in mode k);
     - ``linear``: the error of the best *linear* denoiser for data with ``x0``'s per-mode
-      power P_k (Wiener, Σ diagonal in the Fourier basis with eigenvalues λ_k):
+      power P_k (Wiener, Σ diagonal in the Fourier basis with eigenvalues λ_k; P from the
+      stationary :meth:`~sdekit.covariance.GaussianStatistics.from_images` around each
+      channel's mean):
       P_k σ²λ_k / (α² P_k + σ² λ_k), the error of the exact model for Gaussian data;
     - ``data``: P_k itself (what x̂₀ = mean would lose).
 
@@ -85,7 +87,9 @@ def denoising_error_spectrum(
     ``linear``, ``data``, ``ratio`` (float64 tensors, one entry per radius).
     """
     lam = fourier_eigenvalues(sde.covariance)
-    power = power_spectrum(x0).expand_as(lam)
+    # the data's stationary Gaussian around each channel's mean, unridged: P_k per mode
+    gaussian = GaussianStatistics.from_images(x0, "stationary", ridge=0.0, mean="channel")
+    power = gaussian.covariance.fourier_spectrum().expand_as(lam)
     radius, data = ring_mean(power)
     out = []
     for t in times:

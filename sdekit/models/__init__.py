@@ -1,7 +1,9 @@
 """Networks (the DDPM U-Net) and what they predict (:mod:`.parameterization`)."""
 
 from .parameterization import (
+    DEFAULT_TARGET,
     PARAMETERIZATIONS,
+    TARGET_ALIASES,
     CorrelatedEpsilonParameterization,
     CorrelatedNoiseModel,
     DataParameterization,
@@ -11,9 +13,12 @@ from .parameterization import (
     Parameterization,
     ParameterizedModel,
     VelocityParameterization,
+    canonical_target,
     gaussian_residual,
     gaussian_residual_from_data,
     make_parameterization,
+    parameterization_from_config,
+    register_parameterization,
     whitened_data_std,
 )
 from .unet import UNet, timestep_embedding
@@ -32,7 +37,12 @@ __all__ = [
     "gaussian_residual",
     "gaussian_residual_from_data",
     "PARAMETERIZATIONS",
+    "TARGET_ALIASES",
+    "DEFAULT_TARGET",
+    "register_parameterization",
+    "canonical_target",
     "make_parameterization",
+    "parameterization_from_config",
     "ParameterizedModel",
     "whitened_data_std",
 ]

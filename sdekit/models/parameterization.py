@@ -9,7 +9,7 @@ follows from it:
 ==============  ============================  ===================================  ============
 name            raw target                    ε̂ from the output ``out``            J(t)
 ==============  ============================  ===================================  ============
-``eps``         ε (the paper's eq. 16)        out                                  1
+``whitened``    ε (the paper's eq. 16)        out                                  1
 ``correlated``  L ε (the noise as added)      L⁻¹ out                              1 (in L)
 ``x0``          x₀ (pixels)                   L⁻¹ (x − α out) / σ                  s (in L)
 ``v``           v = α ε − σ y₀                (σ y + α out) / (α² + σ²)            (α²+σ²)/α
@@ -44,6 +44,15 @@ Fourier-diagonal C and Σ per mode k of the whitened spectrum c_k = P_k / λ_k,
 ε − ε̂_G, so a zero output (the U-Net's initialisation) is already the best *linear*
 denoiser, and at high noise, where the exact ε̂ equals ε̂_G to first order in the SNR,
 the network's job is to output ≈ 0. The loss is the paper's whitened ε loss unchanged.
+
+Each row is one class registered under its name (:data:`PARAMETERIZATIONS`; the name is a
+config's ``model.target``, and the old name ``eps`` still reads as ``whitened``,
+:data:`TARGET_ALIASES`). A class says what a config records for it
+(:meth:`Parameterization.to_config` / :meth:`~Parameterization.from_config`), whether it
+must measure statistics of the training set first (:meth:`~Parameterization.needs_data`,
+:meth:`~Parameterization.from_data`: σ_d for ``edm``, the data's Gaussian for
+``gaussian-residual``) and how a network becomes ``model(x, t) -> ε̂``
+(:meth:`~Parameterization.wrap`).
 """
 
 from __future__ import annotations
@@ -55,9 +64,9 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ..covariance import CovarianceOperator, IdentityCovariance
+from ..covariance import CovarianceOperator, GaussianStatistics, power_spectrum
 from ..errors import InputError
-from ..sde import SDE, GaussianOracle, expand_to
+from ..sde import SDE, GaussianOracle, expand_to, fourier_eigenvalues
 from ..sde.parameterization import v_to_eps
 
 __all__ = [
@@ -71,11 +80,24 @@ __all__ = [
     "gaussian_residual",
     "gaussian_residual_from_data",
     "PARAMETERIZATIONS",
+    "TARGET_ALIASES",
+    "DEFAULT_TARGET",
+    "register_parameterization",
+    "canonical_target",
     "make_parameterization",
+    "parameterization_from_config",
     "ParameterizedModel",
     "CorrelatedNoiseModel",
     "whitened_data_std",
 ]
+
+#: every parameterisation by its canonical name (a config's ``model.target``)
+PARAMETERIZATIONS: dict[str, type[Parameterization]] = {}
+#: old target names → canonical ones, applied wherever a name is read
+TARGET_ALIASES = {"eps": "whitened"}
+#: what a model config without a ``target`` means: configs from before the key was
+#: written trained L ε, so they rebuild as trained
+DEFAULT_TARGET = "correlated"
 
 
 def _coefficients(sde: SDE, t: Tensor, like: Tensor) -> tuple[Tensor, Tensor]:
@@ -84,12 +106,16 @@ def _coefficients(sde: SDE, t: Tensor, like: Tensor) -> tuple[Tensor, Tensor]:
 
 
 class Parameterization(abc.ABC):
-    """One row of the module table. Subclasses set ``name`` and ``space`` and implement
-    :meth:`target`, :meth:`to_eps` and :meth:`eps_error_scale`."""
+    """One row of the module table. Subclasses set ``name`` and ``space``, implement
+    :meth:`target`, :meth:`to_eps` and :meth:`eps_error_scale`, and are registered with
+    :func:`register_parameterization`. One that records statistics in a config lists their
+    keys in ``config_keys`` and overrides the config methods below."""
 
     name: str
     #: where ε-errors are measured: ``"whitened"`` (ε̂ − ε) or ``"correlated"`` (L(ε̂ − ε))
     space: str = "whitened"
+    #: the keys of a model config this target reads besides ``target``
+    config_keys: tuple[str, ...] = ()
 
     def network_input(self, sde: SDE, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
         """What the network sees: ``(x_in, t_in)``; (x_t, t) unless preconditioned."""
@@ -115,6 +141,41 @@ class Parameterization(abc.ABC):
         """w(t) J(t)²: the same loss written on ε̂ − ε (see the module docstring)."""
         return self.loss_weight(sde, t) * self.eps_error_scale(sde, t).square()
 
+    def prepare(self, sde: SDE, device: torch.device) -> None:
+        """Build what this parameterisation caches for ``sde`` on ``device``; called by
+        :class:`ParameterizedModel` when it is built or moved, so its forward builds nothing
+        (nothing, unless a subclass caches)."""
+        return None
+
+    # ------------------------------------------------------------- configs
+    @classmethod
+    def needs_data(cls, model_cfg: dict) -> bool:
+        """Whether ``model_cfg`` (a config's ``model`` section) lacks statistics that
+        :meth:`from_data` measures from the training set (False: nothing to measure)."""
+        return any(key not in model_cfg for key in cls.config_keys)
+
+    @classmethod
+    def from_data(cls, images: Tensor, covariance: CovarianceOperator) -> Parameterization:
+        """The parameterisation with its statistics measured from training ``images``
+        ``(n, C, H, W)`` under the noise ``covariance`` Σ (none: the plain one)."""
+        return cls()
+
+    @classmethod
+    def from_config(cls, model_cfg: dict) -> Parameterization:
+        """The parameterisation a config's ``model`` section records (:meth:`to_config`);
+        keys that belong to the network are ignored."""
+        return cls()
+
+    def to_config(self) -> dict:
+        """What a config's ``model`` section records: ``{"target": name, ...}`` plus the
+        statistics in :attr:`config_keys`, as plain numbers and lists."""
+        return {"target": self.name}
+
+    def wrap(self, net: nn.Module, sde: SDE) -> nn.Module:
+        """``model(x, t) -> ε̂`` for a ``net`` whose output follows this parameterisation
+        (a :class:`ParameterizedModel`)."""
+        return ParameterizedModel(net, self, sde)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -124,10 +185,19 @@ def as_float(t) -> Tensor:
     return t if t.is_floating_point() else t.to(torch.float64)
 
 
+def register_parameterization(cls: type[Parameterization]) -> type[Parameterization]:
+    """Class decorator: add ``cls`` to :data:`PARAMETERIZATIONS` under ``cls.name``."""
+    if cls.name in PARAMETERIZATIONS or cls.name in TARGET_ALIASES:
+        raise InputError(f"a parameterization named {cls.name!r} is already registered")
+    PARAMETERIZATIONS[cls.name] = cls
+    return cls
+
+
+@register_parameterization
 class EpsilonParameterization(Parameterization):
     """The network predicts the whitened ε (Voleti et al., eq. 16; DDPM for Σ = I)."""
 
-    name = "eps"
+    name = "whitened"
 
     def target(self, sde, x0, noise, t):
         return noise
@@ -138,10 +208,17 @@ class EpsilonParameterization(Parameterization):
     def eps_error_scale(self, sde, t):
         return torch.ones_like(as_float(t))
 
+    def wrap(self, net, sde):
+        """The net itself: its output is ε̂ already (and a trained run's weights keep
+        their names, ``net.``-free)."""
+        return net
 
+
+@register_parameterization
 class CorrelatedEpsilonParameterization(Parameterization):
     """The network predicts the noise as added, L ε (easy for a conv net: at high noise
-    L ε ≈ x_t / σ); ε̂ = L⁻¹ out. Its loss weights Fourier mode k by λ_k."""
+    L ε ≈ x_t / σ); ε̂ = L⁻¹ out, computed in Σ's dtype. Its loss weights Fourier mode k
+    by λ_k. It reads only the SDE's ``covariance``."""
 
     name = "correlated"
     space = "correlated"
@@ -150,12 +227,17 @@ class CorrelatedEpsilonParameterization(Parameterization):
         return sde.covariance.sqrt_apply(noise)
 
     def to_eps(self, sde, out, x, t):
-        return sde.covariance.inv_sqrt_apply(out)
+        cov = sde.covariance
+        return cov.inv_sqrt_apply(out.to(cov.dtype or out.dtype)).to(out.dtype)
 
     def eps_error_scale(self, sde, t):
         return torch.ones_like(as_float(t))
 
+    def wrap(self, net, sde):
+        return CorrelatedNoiseModel(net, sde.covariance)
 
+
+@register_parameterization
 class DataParameterization(Parameterization):
     """The network predicts the clean image x₀ (in pixels); ε̂ = L⁻¹(x − α x̂₀)/σ."""
 
@@ -173,6 +255,7 @@ class DataParameterization(Parameterization):
         return sigma / alpha
 
 
+@register_parameterization
 class VelocityParameterization(Parameterization):
     """v-prediction (Salimans & Ho 2022) in whitened coordinates: v = α ε − σ L⁻¹x₀."""
 
@@ -190,19 +273,40 @@ class VelocityParameterization(Parameterization):
         return (alpha.square() + sigma.square()) / alpha
 
 
+@register_parameterization
 class EDMParameterization(Parameterization):
     """Karras et al. (2022) preconditioning in whitened VE coordinates (module docstring).
 
     **Arguments:** ``sigma_data``: σ_d, the standard deviation of the whitened data
-    (:func:`whitened_data_std`; 0.5 is EDM's value for images in [-1, 1] under Σ = I).
+    (:func:`whitened_data_std`, :meth:`from_data`; 0.5 is EDM's value for images in
+    [-1, 1] under Σ = I). A config records it as ``model.sigma_data``.
     """
 
     name = "edm"
+    config_keys = ("sigma_data",)
 
     def __init__(self, sigma_data: float = 0.5):
         if not (math.isfinite(sigma_data) and sigma_data > 0):
             raise InputError(f"sigma_data must be finite and > 0, got {sigma_data}")
         self.sigma_data = float(sigma_data)
+
+    @classmethod
+    def from_data(cls, images, covariance):
+        """σ_d = :func:`whitened_data_std` of the images' power spectrum under Σ's
+        Fourier eigenvalues (Σ must be Fourier-diagonal)."""
+        return cls(whitened_data_std(power_spectrum(images), fourier_eigenvalues(covariance)))
+
+    @classmethod
+    def from_config(cls, model_cfg):
+        if "sigma_data" not in model_cfg:
+            raise InputError(
+                "model target 'edm' needs model.sigma_data (EDMParameterization.from_data "
+                "measures it; experiments.complete_from_data records it)"
+            )
+        return cls(model_cfg["sigma_data"])
+
+    def to_config(self):
+        return {"target": self.name, "sigma_data": self.sigma_data}
 
     def _scales(self, sde, t, like):
         """(s, c_skip, c_out, c_in), shaped to broadcast over ``like``."""
@@ -239,6 +343,7 @@ class EDMParameterization(Parameterization):
         return f"EDMParameterization(sigma_data={self.sigma_data:g})"
 
 
+@register_parameterization
 class GaussianResidualParameterization(Parameterization):
     """ε̂ = ε̂_G(x, t) + out: the network predicts the residual of the exact ε̂ of Gaussian
     data N(μ, C) (module docstring); trained on the whitened ε loss (J = 1).
@@ -251,10 +356,13 @@ class GaussianResidualParameterization(Parameterization):
 
     Any Gaussian leaves the loss optimum at the exact E[ε | x_t]; the data's own mean and
     covariance make the network's starting point and high-noise target the best linear
-    denoiser. :func:`gaussian_residual_from_data` fits a stationary one to images.
+    denoiser. :meth:`from_data` fits the training set's stationary Gaussian
+    (:class:`~sdekit.covariance.GaussianStatistics`); a config records it as
+    ``model.gaussian`` (:meth:`~sdekit.covariance.GaussianStatistics.to_config`).
     """
 
     name = "gaussian-residual"
+    config_keys = ("gaussian",)
 
     def __init__(self, mean, covariance):
         if not isinstance(covariance, CovarianceOperator):
@@ -279,6 +387,46 @@ class GaussianResidualParameterization(Parameterization):
         self.covariance = covariance
         self._cache: tuple | None = None  # (sde, device, oracle)
 
+    @classmethod
+    def from_statistics(cls, gaussian: GaussianStatistics) -> GaussianResidualParameterization:
+        """The residual of a :class:`~sdekit.covariance.GaussianStatistics`' denoiser."""
+        return cls(gaussian.mean, gaussian.covariance)
+
+    @classmethod
+    def from_data(cls, images, covariance=None, ridge: float = 1e-6):
+        """The stationary Gaussian of ``images`` ``(n, C, H, W)``: the mean image and the
+        per-channel power spectrum around it + ``ridge``
+        (:meth:`GaussianStatistics.from_images` with ``structure="stationary"``); the
+        noise ``covariance`` is not needed."""
+        return cls.from_statistics(
+            GaussianStatistics.from_images(images, "stationary", ridge=ridge)
+        )
+
+    @classmethod
+    def from_config(cls, model_cfg):
+        if "gaussian" not in model_cfg:
+            raise InputError(
+                "model target 'gaussian-residual' needs model.gaussian "
+                "(GaussianResidualParameterization.from_data measures it; "
+                "experiments.complete_from_data records it)"
+            )
+        return cls.from_statistics(GaussianStatistics.from_config(model_cfg["gaussian"]))
+
+    def statistics(self) -> GaussianStatistics:
+        """N(μ, C) as a :class:`~sdekit.covariance.GaussianStatistics` (a dense matrix C
+        as its Cholesky operator)."""
+        cov = self.covariance
+        if not isinstance(cov, CovarianceOperator):
+            from ..covariance import CholeskyCovariance
+
+            cov = CholeskyCovariance(cov)
+            mean = self.mean if self.mean.numel() == 1 else self.mean.reshape(cov.event_shape)
+            return GaussianStatistics(mean, cov)
+        return GaussianStatistics(self.mean, cov)
+
+    def to_config(self):
+        return {"target": self.name, "gaussian": self.statistics().to_config()}
+
     def oracle(self, sde: SDE, device=None) -> GaussianOracle:
         """The :class:`~sdekit.sde.GaussianOracle` of N(μ, C) under ``sde`` on ``device``
         (built once per SDE object and device)."""
@@ -288,6 +436,9 @@ class GaussianResidualParameterization(Parameterization):
             cov = cov.to(device=device) if isinstance(cov, CovarianceOperator) else cov.to(device)
             self._cache = (sde, device, GaussianOracle(sde, self.mean.to(device), cov))
         return self._cache[2]
+
+    def prepare(self, sde, device):
+        self.oracle(sde, device)
 
     def gaussian_eps(self, sde, x, t) -> Tensor:
         """ε̂_G(x, t), the exact ε-prediction for the Gaussian data, in ``x``'s dtype."""
@@ -309,52 +460,46 @@ class GaussianResidualParameterization(Parameterization):
 
 
 def gaussian_residual_from_data(images: Tensor, ridge: float = 1e-6) -> dict:
-    """A stationary Gaussian of ``images`` ``(n, C, H, W)`` for
-    :class:`GaussianResidualParameterization`: ``{"mean": μ, "spectrum": P}`` with μ the mean
-    image and P = :func:`~sdekit.covariance.power_spectrum` of x − μ (per channel, full
-    frequency grid) + ``ridge``; ``FourierCovariance(P, μ.shape)`` is C. Plain lists, so a
-    config records them."""
-    from ..covariance import power_spectrum
-
+    """The record ``{"mean": μ, "spectrum": P}`` (plain lists) of the stationary Gaussian
+    of ``images`` ``(n, C, H, W)`` that :meth:`GaussianResidualParameterization.from_data`
+    fits (kept for older callers: that method, or
+    :meth:`~sdekit.covariance.GaussianStatistics.from_images`, is the one place)."""
     x = torch.as_tensor(images)
     if x.ndim != 4 or x.shape[0] < 2 or not x.is_floating_point():
         raise InputError(f"images must be a float tensor (n >= 2, C, H, W), got {tuple(x.shape)}")
     if not (math.isfinite(ridge) and ridge > 0):
         raise InputError(f"ridge must be a finite number > 0, got {ridge}")
-    mean = x.to(torch.float64).mean(0)
-    power = power_spectrum(x.to(torch.float64) - mean, center=False) + ridge
-    return {"mean": mean.tolist(), "spectrum": power.tolist()}
+    return GaussianResidualParameterization.from_data(x, ridge=ridge).statistics().to_config()
 
 
 def gaussian_residual(params: dict) -> GaussianResidualParameterization:
     """The parameterisation of a :func:`gaussian_residual_from_data` record."""
-    from ..covariance import FourierCovariance
-
-    mean = torch.tensor(params["mean"], dtype=torch.float64)
-    power = torch.tensor(params["spectrum"], dtype=torch.float64)
-    return GaussianResidualParameterization(mean, FourierCovariance(power, tuple(mean.shape)))
+    return GaussianResidualParameterization.from_config({"gaussian": params})
 
 
-PARAMETERIZATIONS: dict[str, type[Parameterization]] = {
-    cls.name: cls
-    for cls in (
-        EpsilonParameterization,
-        CorrelatedEpsilonParameterization,
-        DataParameterization,
-        VelocityParameterization,
-        EDMParameterization,
-        GaussianResidualParameterization,
-    )
-}
-
-
-def make_parameterization(name: str, **params) -> Parameterization:
-    """The parameterisation ``name`` (``eps``, ``correlated``, ``x0``, ``v``, ``edm``,
-    ``gaussian-residual``) with its keyword ``params``."""
+def canonical_target(name: str) -> str:
+    """The registered name of a target: ``name`` itself, or the new name of an old one
+    (:data:`TARGET_ALIASES`, e.g. ``eps`` → ``whitened``)."""
+    name = TARGET_ALIASES.get(name, name)
     if name not in PARAMETERIZATIONS:
         valid = ", ".join(PARAMETERIZATIONS)
         raise InputError(f"unknown parameterization {name!r}; valid: {valid}")
-    return PARAMETERIZATIONS[name](**params)
+    return name
+
+
+def make_parameterization(name: str, **params) -> Parameterization:
+    """The parameterisation ``name`` (``whitened``, ``correlated``, ``x0``, ``v``, ``edm``,
+    ``gaussian-residual``; old names per :data:`TARGET_ALIASES`) with its keyword
+    ``params``."""
+    return PARAMETERIZATIONS[canonical_target(name)](**params)
+
+
+def parameterization_from_config(model_cfg: dict) -> Parameterization:
+    """The parameterisation a config's ``model`` section records: its ``target`` (default
+    :data:`DEFAULT_TARGET`, old names mapped) rebuilt by the class's
+    :meth:`~Parameterization.from_config`."""
+    target = canonical_target(model_cfg.get("target", DEFAULT_TARGET))
+    return PARAMETERIZATIONS[target].from_config(model_cfg)
 
 
 def whitened_data_std(data_variances, noise_variances) -> float:
@@ -368,12 +513,21 @@ def whitened_data_std(data_variances, noise_variances) -> float:
     return float((p / lam).mean().sqrt())
 
 
+def _module_device(module: nn.Module) -> torch.device | None:
+    for tensor in (*module.parameters(), *module.buffers()):
+        return tensor.device
+    return None
+
+
 class ParameterizedModel(nn.Module):
     """``model(x, t) -> ε̂`` from a ``net`` whose output follows ``parameterization``.
 
     ``raw(x, t)`` is the network's own output. The trainer reads :attr:`loss_space` and
-    :meth:`eps_loss_weight` from a model that has them, so the net trains on its own
-    parameterisation's loss (see the module docstring).
+    :meth:`eps_loss_weight`, so the net trains on its own parameterisation's loss (see the
+    module docstring). The SDE's covariance (and what the parameterisation caches) follows
+    the module: it is moved with the net by ``.to()`` / ``.cuda()``, never in ``forward``.
+    It is not a parameter or buffer, so the state dict holds the net's weights only
+    (``net.*``).
     """
 
     def __init__(self, net: nn.Module, parameterization: Parameterization, sde: SDE):
@@ -381,54 +535,65 @@ class ParameterizedModel(nn.Module):
         self.net = net
         self.parameterization = parameterization
         self.sde = sde
+        device = _module_device(net) or sde.covariance.device or torch.device("cpu")
+        self._follow(device)
 
     @property
     def loss_space(self) -> str:
         return self.parameterization.space
 
-    def _sde_on(self, device) -> SDE:
+    def _follow(self, device: torch.device) -> None:
+        """Put the SDE's covariance and the parameterisation's cache on ``device``."""
         cov = self.sde.covariance
         if cov.device is not None and cov.device != device:
-            self.sde = copy.copy(self.sde)
-            self.sde.covariance = cov.to(device=device)
-        return self.sde
+            sde = copy.copy(self.sde)  # the caller's SDE keeps its covariance where it was
+            sde.covariance = cov.to(device=device)
+            self.sde = sde
+        self._device = device
+        self.parameterization.prepare(self.sde, device)
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        # where this move (.to, .cuda, .cpu, ...) sends tensors; dtype casts leave Σ alone
+        device = fn(torch.empty(0, device=self._device)).device
+        if device != self._device:
+            self._follow(device)
+        return self
 
     def raw(self, x: Tensor, t: Tensor) -> Tensor:
-        sde = self._sde_on(x.device)
-        x_in, t_in = self.parameterization.network_input(sde, x, t)
+        x_in, t_in = self.parameterization.network_input(self.sde, x, t)
         return self.net(x_in.to(x.dtype), t_in.to(x.dtype))
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         out = self.raw(x, t)
-        return self.parameterization.to_eps(self._sde_on(x.device), out, x, t).to(x.dtype)
+        return self.parameterization.to_eps(self.sde, out, x, t).to(x.dtype)
 
     def eps_loss_weight(self, t: Tensor) -> Tensor:
         return self.parameterization.eps_loss_weight(self.sde, t)
 
 
-class CorrelatedNoiseModel(nn.Module):
-    """ε̂(x, t) = L⁻¹ net(x, t) for a ``net`` that predicts the correlated noise L ε
-    (the ``correlated`` row of the module table, needing only the covariance).
+class _NoiseOnly:
+    """The part of an SDE that the ``correlated`` target reads: its noise covariance."""
+
+    def __init__(self, covariance: CovarianceOperator):
+        self.covariance = covariance
+
+
+class CorrelatedNoiseModel(ParameterizedModel):
+    """ε̂(x, t) = L⁻¹ net(x, t) for a ``net`` that predicts the correlated noise L ε: the
+    ``correlated`` row of the module table (:class:`CorrelatedEpsilonParameterization` in a
+    :class:`ParameterizedModel`), built from the noise covariance alone.
 
     The covariance is not a parameter; with ``IdentityCovariance`` this is ``net``.
     """
 
-    loss_space = "correlated"
-
     def __init__(self, net: nn.Module, covariance: CovarianceOperator):
-        super().__init__()
-        self.net = net
-        self.covariance = covariance
+        super().__init__(net, CorrelatedEpsilonParameterization(), _NoiseOnly(covariance))
+
+    @property
+    def covariance(self) -> CovarianceOperator:
+        return self.sde.covariance
 
     def correlated(self, x: Tensor, t: Tensor) -> Tensor:
         """The network's own output, L ε̂."""
-        return self.net(x, t)
-
-    def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        out = self.net(x, t)
-        if isinstance(self.covariance, IdentityCovariance):
-            return out
-        cov = self.covariance
-        if cov.device is not None and cov.device != out.device:
-            cov = self.covariance = cov.to(device=out.device)
-        return cov.inv_sqrt_apply(out.to(cov.dtype or out.dtype)).to(out.dtype)
+        return self.raw(x, t)

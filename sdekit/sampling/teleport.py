@@ -24,14 +24,11 @@ import math
 import torch
 from torch import Tensor
 
-from ..covariance import FourierCovariance
+from ..covariance import GaussianStatistics, statistics
 from ..errors import InputError
 from ..sde import SDE, GaussianOracle
 
 __all__ = ["GaussianTeleport"]
-
-#: above this dimension :meth:`GaussianTeleport.from_data` uses a stationary (Fourier) C
-DENSE_LIMIT = 4096
 
 
 class GaussianTeleport:
@@ -41,7 +38,7 @@ class GaussianTeleport:
     - ``sde``: the SDE the model was trained on (its Σ shapes the flow).
     - ``mean``: μ, a tensor of the event shape (or a scalar).
     - ``covariance``: C, a :class:`~sdekit.covariance.CovarianceOperator` or a dense SPD
-      ``(d, d)`` matrix (d ≤ 4096).
+      ``(d, d)`` matrix (d ≤ :data:`sdekit.covariance.DENSE_LIMIT`).
     - ``max_snr``: the hand-over rule, > 0: t_s is where the largest whitened per-mode SNR
       α_t² c_max / σ_t² equals it (T if it is already above at T). Default 1.
 
@@ -67,10 +64,11 @@ class GaussianTeleport:
     def from_data(
         cls, sde: SDE, images: Tensor, max_snr: float = 1.0, ridge: float = 1e-6
     ) -> GaussianTeleport:
-        """μ and C from training images ``(n, *event_shape)`` in the model's data scale: the
-        empirical mean image and covariance + ``ridge`` · I (dense, d ≤ 4096), or for larger
-        images the stationary :meth:`FourierCovariance.from_data` spectrum (unfloored, scaled
-        to the data's pixel variance) around the mean image."""
+        """μ and C from training images ``(n, *event_shape)`` in the model's data scale
+        (:meth:`sdekit.covariance.GaussianStatistics.from_images`): the mean image and the
+        dense sample covariance + ``ridge`` · I for d ≤ :data:`sdekit.covariance.DENSE_LIMIT`
+        (4096), or for larger images the stationary one, the per-channel power spectrum
+        around the mean image + ``ridge``."""
         x = torch.as_tensor(images)
         shape = tuple(sde.event_shape)
         if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != shape or x.shape[0] < 2:
@@ -78,19 +76,9 @@ class GaussianTeleport:
                 f"images must have shape (n >= 2, {', '.join(map(str, shape))}), "
                 f"got {tuple(x.shape)}"
             )
-        if not (ridge >= 0 and math.isfinite(ridge)):
-            raise InputError(f"ridge must be a finite number >= 0, got {ridge}")
-        x = x.to(torch.float64)
-        mean = x.mean(0)
-        d = mean.numel()
-        if d <= DENSE_LIMIT:
-            xc = (x - mean).reshape(len(x), d)
-            cov = xc.T @ xc / (len(x) - 1) + ridge * torch.eye(d, dtype=torch.float64)
-            return cls(sde, mean, cov, max_snr)
-        from ..covariance import power_spectrum
-
-        power = power_spectrum(x - mean, center=False) + ridge
-        return cls(sde, mean, FourierCovariance(power, shape), max_snr)
+        structure = "dense" if math.prod(shape) <= statistics.DENSE_LIMIT else "stationary"
+        gaussian = GaussianStatistics.from_images(x.to(torch.float64), structure, ridge=ridge)
+        return cls(sde, gaussian.mean, gaussian.covariance, max_snr)
 
     def max_snr_at(self, t) -> float:
         """The largest whitened per-mode SNR α_t² c_max / σ_t² at time t."""

@@ -38,7 +38,7 @@ import torch
 from scipy.interpolate import PchipInterpolator
 from torch import Tensor
 
-from ..covariance import CovarianceOperator, FourierCovariance, IdentityCovariance
+from ..covariance import CovarianceOperator
 from ..errors import InputError, InputTypeError
 
 __all__ = [
@@ -53,20 +53,20 @@ F64 = torch.float64
 
 
 def fourier_eigenvalues(covariance: CovarianceOperator) -> Tensor:
-    """Σ's eigenvalues λ on the Fourier grid, broadcast to its event shape (float64).
-
-    White noise: all ones; :class:`~sdekit.covariance.FourierCovariance` (GFF included):
-    its spectrum. Other operators are not diagonal in the Fourier basis: ``TypeError``.
+    """Σ's eigenvalues λ on the Fourier grid, broadcast to its event shape (float64, CPU):
+    :meth:`~sdekit.covariance.CovarianceOperator.fourier_spectrum`, for an operator that has
+    one (white noise, :class:`~sdekit.covariance.FourierCovariance` and GFF, a Kronecker
+    product of uncorrelated channels and a Fourier spatial factor); ``TypeError`` for the
+    others, which are not diagonal in the Fourier basis.
     """
-    shape = tuple(covariance.event_shape)
-    if isinstance(covariance, IdentityCovariance):
-        return torch.ones(shape, dtype=F64)
-    if isinstance(covariance, FourierCovariance):
-        return covariance.eigenvalues.to("cpu", F64).expand(shape).clone()
-    raise InputTypeError(
-        "the per-mode SNR needs a covariance diagonal in the Fourier basis "
-        f"(IdentityCovariance or a FourierCovariance such as GFF), got {type(covariance).__name__}"
-    )
+    spectrum = covariance.fourier_spectrum()
+    if spectrum is None:
+        raise InputTypeError(
+            "the per-mode SNR needs a covariance diagonal in the Fourier basis "
+            "(IdentityCovariance or a FourierCovariance such as GFF), "
+            f"got {type(covariance).__name__}"
+        )
+    return spectrum.to("cpu", F64).expand(tuple(covariance.event_shape)).clone()
 
 
 def crossing_log_snrs(data_variances, noise_variances) -> Tensor:

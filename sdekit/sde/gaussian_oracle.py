@@ -16,9 +16,10 @@ The last line holds because on each mode the PF ODE reads dr/dt = (f + g²/(2k))
 and dk/dt = 2 f k + g², so r/√k is constant. Two paths share these formulas:
 
 * dense — U from an eigendecomposition of C̃ (any C, any Σ; small d);
-* spectral — when C and Σ are both Fourier-diagonal on the same grid
-  (:class:`FourierCovariance`, :class:`GFFCovariance`, :class:`IdentityCovariance`),
-  U is the orthonormal 2-D DFT and c = spectrum(C) / spectrum(Σ); O(d log d).
+* spectral — when C and Σ are both Fourier-diagonal on the same grid (both have a
+  :meth:`~sdekit.covariance.CovarianceOperator.fourier_spectrum`: white noise,
+  :class:`FourierCovariance`, :class:`GFFCovariance`, …), U is the orthonormal 2-D DFT
+  and c = spectrum(C) / spectrum(Σ); O(d log d).
 """
 
 from __future__ import annotations
@@ -28,27 +29,11 @@ import math
 import torch
 from torch import Tensor
 
-from ..covariance import (
-    CholeskyCovariance,
-    CovarianceOperator,
-    FourierCovariance,
-    IdentityCovariance,
-)
+from ..covariance import CholeskyCovariance, CovarianceOperator, statistics
 from ..errors import InputError, InputTypeError
 from .base import SDE, as_time
 
 __all__ = ["GaussianOracle"]
-
-_DENSE_LIMIT = 4096
-
-
-def _spectrum(op: CovarianceOperator, shape) -> Tensor | None:
-    """The full-grid spectrum of a Fourier-diagonal operator, else None."""
-    if isinstance(op, FourierCovariance):
-        return op.eigenvalues.expand(shape)
-    if isinstance(op, IdentityCovariance) and len(shape) >= 2:
-        return torch.ones(shape, dtype=torch.float64)
-    return None
 
 
 class GaussianOracle:
@@ -87,14 +72,14 @@ class GaussianOracle:
         self.nu = noise.inv_sqrt_apply(self.mean)  # ν = L⁻¹ μ
         self.logdet_noise = float(noise.logdet())
 
-        lam_noise, lam_data = _spectrum(noise, shape), _spectrum(data, shape)
+        lam_noise, lam_data = noise.fourier_spectrum(), data.fourier_spectrum()
         spectral_ok = lam_noise is not None and lam_data is not None
         if path not in ("auto", "spectral", "dense"):
             raise InputError(f"path must be 'auto', 'spectral' or 'dense', got {path!r}")
         if path == "spectral" and not spectral_ok:
             raise InputError(
                 "the spectral path needs Fourier-diagonal data and noise covariances "
-                "(FourierCovariance, GFFCovariance or IdentityCovariance)"
+                "(a fourier_spectrum(): FourierCovariance, GFFCovariance or IdentityCovariance)"
             )
         self.path = "spectral" if (spectral_ok and path != "dense") else "dense"
         if self.path == "spectral":
@@ -102,9 +87,10 @@ class GaussianOracle:
             self.c_full = c  # c on the full grid, event shape
             self.c = c[..., : shape[-1] // 2 + 1]  # on the rfft half-grid
         else:
-            if self.dim > _DENSE_LIMIT:
+            limit = statistics.DENSE_LIMIT  # the one dense limit (read here: tests patch it)
+            if self.dim > limit:
                 raise InputError(
-                    f"the dense oracle path is limited to d <= {_DENSE_LIMIT} (got d={self.dim}); "
+                    f"the dense oracle path is limited to d <= {limit} (got d={self.dim}); "
                     "use Fourier-diagonal covariances for the spectral path"
                 )
             Linv = noise.inv_sqrt_apply(
