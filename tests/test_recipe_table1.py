@@ -16,7 +16,8 @@ def fake_run(run_dir, fids, fid_sd, bpd, steps_per_s, noise="isotropic", seed=0,
     """A run folder as `train` + `evaluate` leave it, with chosen numbers: ancestral and
     DDIM at 100 / 10 steps with FIDs ``fids``; DDIM 20 % worse."""
     run_dir.mkdir()
-    config = {"noise": noise, "train": {"steps": 100, "seed": seed}, **cfg}
+    config = {"noise": noise, "model": {"target": "whitened"}, "train": {"steps": 100, "seed": seed}}
+    config.update(cfg)
     (run_dir / "config.json").write_text(json.dumps(config))
     (run_dir / "metrics.jsonl").write_text(
         "\n".join(json.dumps({"step": s, "steps_per_s": steps_per_s}) for s in (50, 100))

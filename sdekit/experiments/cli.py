@@ -29,6 +29,7 @@ import torch
 
 from ..covariance import NOISE_NAMES
 from ..errors import InputError
+from ..models import DEFAULT_TARGET
 from ..sampling import SamplingSpec
 from ..training import TrainConfig
 from .config import DATA_NOISE, MODEL_TARGETS, SCHEDULES, train_config_kwargs
@@ -116,7 +117,7 @@ OPTIONS = (
     Option("--target", "what the U-Net predicts: whitened ε (the paper's loss), correlated L ε, "
            "x0, v, edm (Karras et al.'s preconditioning in whitened coordinates), or "
            "gaussian-residual (whitened ε with a skip to the training set's Gaussian denoiser); "
-           "see docs/training.md", config=("model", "target"), default="correlated",
+           "see docs/training.md", config=("model", "target"), default=DEFAULT_TARGET,
            choices=MODEL_TARGETS),
     Option("--schedule", "noise schedule: 'linear' (DDPM's β chain) or 'aligned' (that chain "
            "moved so each Fourier mode's SNR crosses 1 when it does under white noise; measured "

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from ..training.checkpoint import load_checkpoint
+from .config import model_target
 
 __all__ = [
     "markdown_table",
@@ -100,7 +101,7 @@ def noise_label(cfg: Mapping) -> str:
     ``-<target>`` for a training target other than the paper's whitened ε (e.g.
     ``gff-correlated``)."""
     aligned = "-aligned" if cfg.get("schedule", "linear") == "aligned" else ""
-    target = cfg.get("model", {}).get("target", "whitened")
+    target = model_target({**cfg, "model": cfg.get("model") or {}})  # the library's default
     return f"{cfg['noise']}{aligned}" + ("" if target == "whitened" else f"-{target}")
 
 
