@@ -25,7 +25,7 @@ import torch
 from sdekit import NIVPSDE, AlignedLogSNR, GFFCovariance, IdentityCovariance
 from sdekit.covariance import power_spectrum
 from sdekit.data import load_dataset_by_name
-from sdekit.sampling import GRIDS, resolve_sampler, transfer_grid
+from sdekit.sampling import SamplingContext, SamplingSpec, resolve
 from sdekit.sde import chain_log_snr, fourier_eigenvalues
 from sdekit.testing import fourier_gaussian_problem, population_kl
 
@@ -51,12 +51,11 @@ def problems(images) -> dict[str, NIVPSDE]:
 
 
 def ddpm_grid_on(oracle, ddpm_oracle, sampler: str, steps: int):
-    """The sampler's own grid on DDPM's chain, moved to ``oracle``'s chain (same λ's)."""
-    entry = resolve_sampler(sampler)
-    num = steps if entry.default_denoise else steps + 1
-    ddpm = ddpm_oracle.sde
-    times = GRIDS[entry.default_grid](ddpm, num, ddpm.default_eps)
-    return transfer_grid(times, ddpm, oracle.sde)
+    """The sampler's own grid on DDPM's chain, moved to ``oracle``'s chain (same λ's): the
+    ``"reference"`` grid rule of :class:`~sdekit.sampling.SamplingSpec`."""
+    spec = SamplingSpec(sampler=sampler, steps=steps, grid="reference")
+    context = SamplingContext(reference_sde=ddpm_oracle.sde)
+    return resolve(spec, oracle.sde, context).grid.t
 
 
 def main() -> list[dict]:

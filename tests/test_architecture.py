@@ -101,3 +101,18 @@ def test_recipes_are_presets_plus_a_call(path):
     the logic lives in the application (docs/architecture.md)."""
     lines = len(path.read_text().splitlines())
     assert lines <= 120, f"recipes/{path.name} has {lines} lines (> 120): move its logic"
+
+
+@pytest.mark.parametrize(
+    "path, name, limit",
+    [("experiments/evaluation.py", "evaluate_run", 60), ("training/trainer.py", "Trainer", 220)],
+)
+def test_the_application_loops_stay_small(path, name, limit):
+    """The evaluation loop and the Trainer class stay a screenful or a few."""
+    tree = ast.parse((ROOT / path).read_text())
+    (node,) = [
+        n for n in ast.walk(tree)
+        if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name == name
+    ]
+    lines = node.end_lineno - node.lineno + 1
+    assert lines <= limit, f"{path}: {name} has {lines} lines (> {limit})"
