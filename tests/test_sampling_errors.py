@@ -35,7 +35,7 @@ def test_bad_steps_n_and_x_T(oracle):
         sample(oracle.sde, oracle)
     with pytest.raises(ValueError, match=r"x_T must have shape \(\*batch, 1, 6, 6\)"):
         sample(oracle.sde, oracle, x_T=torch.zeros(2, 6, 6, dtype=F64))
-    with pytest.raises(ValueError, match=r"x_T must have shape \(n, 1, 6, 6\)"):
+    with pytest.raises(ValueError, match=r"x_T must have shape \(n >= 1, 1, 6, 6\)"):
         sample(oracle.sde, oracle, x_T=torch.zeros(2, 2, *SHAPE, dtype=F64))
     with pytest.raises(ValueError, match="n=3 disagrees with x_T's batch size 2"):
         sample(oracle.sde, oracle, n=3, x_T=torch.zeros(2, *SHAPE, dtype=F64))

@@ -7,7 +7,7 @@ from .cells import CellStore
 from .cli import build_parser, resolve_config, run_recipe
 from .config import build_model, build_sde, event_shape, load_dataset
 from .evaluation import evaluate_run
-from .runs import load_trained, sample_run, train
+from .runs import TrainedRun, load_trained, open_run, sample_run, train
 from .sampling import RunSampler, grid_rule, run_context
 from .scoring import reference_set, score_samples
 
@@ -21,6 +21,8 @@ __all__ = [
     "load_dataset",
     "train",
     "load_trained",
+    "open_run",
+    "TrainedRun",
     "sample_run",
     "evaluate_run",
     "CellStore",

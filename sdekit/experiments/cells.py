@@ -1,9 +1,11 @@
 """The cell store: a run's evaluation samples on disk, keyed by the spec that drew them.
 
-One cell is one :class:`~sdekit.sampling.SamplingSpec` with one seed and ``n`` samples,
-stored as 8-bit images in ``<run>/evaluation/samples/<label>_n<n>_seed<seed>_<key>.pt``
-(``key``: :meth:`SamplingSpec.key`, so any change of sampler, budget, grid, options,
-clamp, teleport, n or seed is another cell). Files are written atomically, so an
+One cell is one :class:`~sdekit.sampling.SamplingSpec` with one seed and ``n`` samples of
+one set of weights, stored as 8-bit images in
+``<run>/evaluation/samples/<label>_n<n>_seed<seed>_<key>_<model>.pt`` (``key``:
+:meth:`SamplingSpec.key`, so any change of sampler, budget, grid, options, clamp, teleport,
+n or seed is another cell; ``model``: the weights' identity, step and content hash, so
+samples of older weights are never scored as the new model's). Files are written atomically, so an
 interrupted evaluation resumes at its first missing cell; a stored cell is read back only
 if it holds what its spec says (the spec itself, ``n`` uint8 images, an integer NFE).
 """
@@ -30,14 +32,15 @@ __all__ = ["CellStore"]
 class CellStore:
     """The stored evaluation cells of ``run_dir`` (module docstring)."""
 
-    def __init__(self, run_dir):
-        self.run_dir = Path(run_dir)
+    def __init__(self, run_dir, model: str):
+        self.run_dir, self.model = Path(run_dir), str(model)
         self.root = self.run_dir / "evaluation" / "samples"
 
     def path(self, spec: SamplingSpec) -> Path:
         if isinstance(spec.seed, tuple) or spec.n is None:
             raise InputError("a cell is one spec with one seed and n set (spec.per_seed())")
-        return self.root / f"{spec.label()}_n{spec.n}_seed{spec.seed}_{spec.key()}.pt"
+        name = f"{spec.label()}_n{spec.n}_seed{spec.seed}_{spec.key()}_{self.model}.pt"
+        return self.root / name
 
     def load(self, spec: SamplingSpec) -> dict | None:
         """The stored cell of ``spec``, or ``None`` if there is none; ``CheckpointError`` if
@@ -50,6 +53,8 @@ class CellStore:
         problems = []
         if cell.get("spec") != spec.to_dict():
             problems.append("its spec differs")
+        if cell.get("model") != self.model:
+            problems.append(f"drawn by model {cell.get('model')!r}, not {self.model!r}")
         if not (isinstance(images, torch.Tensor) and images.dtype == torch.uint8):
             problems.append("no uint8 images")
         elif images.shape[0] != spec.n:
@@ -73,6 +78,7 @@ class CellStore:
         teleport_time = None if spec.teleport is None else float(info.grid.t[0])
         cell = {
             "spec": spec.to_dict(),
+            "model": self.model,
             "images": to_uint8(x.cpu()),
             "nfe": int(info.nfe),
             "seconds": round(time.perf_counter() - t0, 2),

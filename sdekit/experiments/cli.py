@@ -330,12 +330,14 @@ def run_recipe(description: str, presets: dict, dataset: str, argv=None) -> int:
         if args.command in ("all", "train"):
             train(cfg, run_dir, resume=not args.no_resume)
         if args.command in ("all", "sample"):
-            png, info = sample_run(run_dir, one, device=cfg["device"], progress=progress)
+            png, info = sample_run(
+                run_dir, one, device=cfg["device"], progress=progress, data_dir=args.data_dir
+            )
             print(f"wrote {png} ({info.nfe} model evaluations per image)")
         if args.command == "evaluate":
             summary = evaluate_run(
                 run_dir, table, device=cfg["device"], bpd_n=args.eval_bpd_n,
-                name=args.eval_name, progress=progress,
+                name=args.eval_name, progress=progress, data_dir=args.data_dir,
             )  # fmt: skip
             print(json.dumps(summary, indent=2))
     except InputError as err:  # the library's validation: names the argument and the fix

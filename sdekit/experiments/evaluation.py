@@ -26,7 +26,7 @@ from ..training.images import from_uint8
 from .cells import CellStore
 from .config import load_dataset
 from .reports import markdown_table
-from .runs import load_trained
+from .runs import open_run
 from .sampling import RunSampler
 from .scoring import reference_set, score_samples
 
@@ -44,17 +44,20 @@ def evaluate_run(
     bpd_n: int = 0,
     n_boot: int = 200,
     progress: bool = True,
+    data_dir=None,
 ) -> dict:
     """Score every spec's samples (FID ± bootstrap sd, precision, recall, log-spectrum
     RMSE) and, when ``bpd_n > 0``, the test bits/dim of the first ``bpd_n`` test images;
-    write ``run_dir/<name>.json`` and ``.md``; return the summary."""
+    write ``run_dir/<name>.json`` and ``.md``; return the summary. ``data_dir`` replaces the
+    run's dataset folder (:func:`~sdekit.experiments.runs.open_run`)."""
     specs = list(specs)
     if not specs or any(s.n is None or s.n < 2 for s in specs):
         raise InputError("specs: give at least one SamplingSpec, each with n >= 2 samples")
     if not (isinstance(bpd_n, int) and bpd_n >= 0):
         raise InputError(f"bpd_n (test images for bits/dim) must be an int >= 0, got {bpd_n!r}")
-    cfg, sde, model = load_trained(run_dir, device)
-    store, draw = CellStore(run_dir), RunSampler(cfg, sde, model, device)
+    run = open_run(run_dir, device, data_dir)
+    cfg, sde, model = run.cfg, run.sde, run.model
+    store, draw = CellStore(run_dir, run.identity), RunSampler(cfg, sde, model, device)
     ref = reference_set(cfg, device)
     bar = progress_bar(progress, total=sum(len(s.seeds) for s in specs), desc="evaluate")
     rows = []
@@ -82,7 +85,8 @@ def evaluate_run(
         log.info("%s", {k: v for k, v in row.items() if k not in ("cells", "spec")})
     if bar is not None:
         bar.close()
-    summary = {"rows": rows, "features": ref.feature_name, **_common(specs)}
+    summary = {"rows": rows, "features": ref.feature_name, "model": run.identity}
+    summary.update(_common(specs))
     summary["bootstrap_resamples"] = n_boot
     if bpd_n > 0:
         summary.update(test_bits_per_dim(cfg, sde, model, bpd_n, device, specs[0].seeds[0]))

@@ -3,10 +3,12 @@ and draw samples from it (a PNG grid and an ``.npz`` of 8-bit images)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +30,7 @@ from .sampling import RunSampler
 
 log = logging.getLogger(__name__)
 
-__all__ = ["train", "load_trained", "sample_run"]
+__all__ = ["train", "TrainedRun", "open_run", "load_trained", "sample_run", "weights_digest"]
 
 
 def _unused(stem: Path) -> Path:
@@ -91,27 +93,64 @@ def train(cfg: dict, run_dir, resume: bool = True, device=None) -> Trainer:
             dist.destroy_process_group()
 
 
-def load_trained(run_dir, device="cpu"):
-    """(cfg, sde, EMA model) from ``run_dir/checkpoints/latest.pt``."""
+@dataclass(frozen=True)
+class TrainedRun:
+    """A trained run opened for sampling: its config, SDE, EMA model and the identity of
+    the weights (``"step<N>-<sha256 of the EMA tensors, 12 hex digits>"``), which keys the
+    run's evaluation cells so samples of older weights are never reused."""
+
+    cfg: dict
+    sde: object
+    model: torch.nn.Module
+    identity: str
+
+
+def weights_digest(state: dict) -> str:
+    """sha256 of a state dict's tensors (names, dtypes, shapes and bytes, in name order)."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        value = state[name]
+        if isinstance(value, torch.Tensor):
+            t = value.detach().cpu().contiguous()
+            h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def open_run(run_dir, device="cpu", data_dir=None) -> TrainedRun:
+    """The run in ``run_dir`` from ``checkpoints/latest.pt`` (EMA weights); ``data_dir``
+    replaces the dataset folder the run was trained with (a run moved to another machine)."""
     path = Path(run_dir) / "checkpoints" / "latest.pt"
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path} (train first, or pass --run-dir)")
     state = load_checkpoint(path, map_location=device)
     cfg = state["config"]["experiment"]
+    if data_dir is not None:
+        cfg = {**cfg, "data_dir": str(data_dir)}
     sde = build_sde(cfg)
     model = build_model(cfg, sde)
     ema = {k.removeprefix("module."): v for k, v in state["ema"].items() if k != "n_averaged"}
     load_state_strict(model, ema, "model (EMA weights)", path)
     sde.covariance = sde.covariance.to(device=device)
-    return cfg, sde, model.to(device).eval()
+    identity = f"step{int(state['step'])}-{weights_digest(ema)[:12]}"
+    return TrainedRun(cfg, sde, model.to(device).eval(), identity)
 
 
-def sample_run(run_dir, spec: SamplingSpec, device="cpu", out=None, progress: bool = False):
+def load_trained(run_dir, device="cpu", data_dir=None):
+    """``(cfg, sde, EMA model)`` of :func:`open_run`."""
+    run = open_run(run_dir, device, data_dir)
+    return run.cfg, run.sde, run.model
+
+
+def sample_run(
+    run_dir, spec: SamplingSpec, device="cpu", out=None, progress: bool = False, data_dir=None
+):
     """Sample the EMA model with ``spec`` (its grid rule and teleport resolved against the
     run, :class:`~sdekit.experiments.sampling.RunSampler`); write a PNG grid and an ``.npz``
     of uint8 images. An existing grid is never overwritten: the new one gets the next free
-    suffix (``…-2.png``, ``-3`` …). Returns ``(png path, SampleInfo)``."""
-    cfg, sde, model = load_trained(run_dir, device)
+    suffix (``…-2.png``, ``-3`` …). ``data_dir``: see :func:`open_run` (a teleport fits the
+    training set). Returns ``(png path, SampleInfo)``."""
+    cfg, sde, model = load_trained(run_dir, device, data_dir)
     x, info = RunSampler(cfg, sde, model, device, progress)(spec)
     name = f"{spec.sampler.replace(':', '-')}_{spec.steps}steps"
     out = _unused(Path(out) if out else Path(run_dir) / "samples" / name)

@@ -232,12 +232,17 @@ def run_plan(
         n = spec.n if n is None else n
         if not (isinstance(n, int) and not isinstance(n, bool) and n >= 1):
             raise InputError(f"give n (an int >= 1) or x_T; got n={n!r}")
+        if plan.teleport is None and abs(float(g.t[0]) - sde.T) > 1e-9 * max(1.0, sde.T):
+            raise InputError(
+                f"the grid starts at t = {float(g.t[0]):.6g}, not at T = {sde.T:g}, but the "
+                "prior N(0, σ_T² Σ) is drawn at T: give x_T drawn at the grid's first time"
+            )
         x = sde.prior_sample(n, generator=generator, dtype=dtype, device=device)
     else:
         sde.covariance.check_input(x_T, "x_T")
-        if x_T.ndim != len(sde.event_shape) + 1:
+        if x_T.ndim != len(sde.event_shape) + 1 or x_T.shape[0] == 0:
             dims = ", ".join(map(str, sde.event_shape))
-            raise InputError(f"x_T must have shape (n, {dims}), got {tuple(x_T.shape)}")
+            raise InputError(f"x_T must have shape (n >= 1, {dims}), got {tuple(x_T.shape)}")
         if n is not None and n != x_T.shape[0]:
             raise InputError(f"n={n} disagrees with x_T's batch size {x_T.shape[0]}")
         x = x_T
