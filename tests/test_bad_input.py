@@ -52,6 +52,7 @@ def _run(argv, capsys):
         (["--eval-steps", "10,0"], "steps must be an int >= 1, got 0"),
         (["--eval-seed", "1,1"], "seed: the sampling seeds must be distinct"),
         (["--teleport-snr", "0"], "teleport (a max SNR) must be > 0 and finite, got 0.0"),
+        (["--eval-samplers", ","], "argument --eval-samplers: expected comma-separated values"),
         (["--data-dir", "/nonexistent/fmnist"], "/nonexistent/fmnist does not exist"),
         (["--device", "tpu7"], "argument --device"),
     ],
@@ -179,3 +180,10 @@ def test_the_model_output_dtype_is_blamed_not_x():
     sde, oracle = _oracle_problem()
     with pytest.raises(TypeError, match="model\\(x, t\\) returned ε̂ of dtype torch.float64"):
         sdekit.sample(sde, lambda x, t: oracle(x, t).double(), n=2, steps=3, clip_x0=1.0)
+
+
+def test_an_evaluation_name_cannot_leave_the_run_folder(tmp_path, capsys):
+    argv = ["evaluate", "--run-dir", str(tmp_path), "--eval-name", "../../elsewhere"]
+    code, _, err = _run(argv, capsys)
+    assert code == 2 and "name must be a plain file name inside the run folder" in err
+    assert not (tmp_path.parent.parent / "elsewhere.json").exists()

@@ -53,6 +53,8 @@ def evaluate_run(
     specs = list(specs)
     if not specs or any(s.n is None or s.n < 2 for s in specs):
         raise InputError("specs: give at least one SamplingSpec, each with n >= 2 samples")
+    if not isinstance(name, str) or Path(name).name != name or name.startswith("."):
+        raise InputError(f"name must be a plain file name inside the run folder, got {name!r}")
     if not (isinstance(bpd_n, int) and bpd_n >= 0):
         raise InputError(f"bpd_n (test images for bits/dim) must be an int >= 0, got {bpd_n!r}")
     run = open_run(run_dir, device, data_dir)
