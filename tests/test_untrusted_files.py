@@ -170,3 +170,46 @@ def test_confined_names_stay_inside_the_folder(tmp_path):
     ]:
         with pytest.raises(InputError, match=why):
             confined(run, bad)
+
+
+# -- reads are bounded by what the header justifies -------------------------------------
+
+
+def _idx_gz(path, shape, body: bytes):
+    import gzip
+    import struct
+
+    header = bytes([0, 0, 0x08, len(shape)]) + struct.pack(f">{len(shape)}I", *shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + body)
+    return path
+
+
+def test_an_idx_stream_longer_or_shorter_than_its_header_is_refused(tmp_path):
+    from sdekit.data.fashion_mnist import read_idx
+
+    exact = 2 * 28 * 28
+    ok = read_idx(_idx_gz(tmp_path / "ok.gz", (2, 28, 28), bytes(exact)))
+    assert ok.shape == (2, 28, 28)
+    # 2 images announced, a megabyte of zeros follows (a tiny .gz): refused after one byte more
+    longer = _idx_gz(tmp_path / "longer.gz", (2, 28, 28), bytes(exact + 2**20))
+    with pytest.raises(DatasetError, match=r"\(1568 bytes\) but the file holds more bytes"):
+        read_idx(longer)
+    shorter = _idx_gz(tmp_path / "shorter.gz", (2, 28, 28), bytes(exact - 1))
+    with pytest.raises(DatasetError, match="holds 1567 bytes"):
+        read_idx(shorter)
+
+
+def test_an_idx_header_announcing_an_absurd_size_is_refused_before_reading(tmp_path):
+    from sdekit.data.fashion_mnist import MAX_IDX_ELEMENTS, read_idx
+
+    huge = _idx_gz(tmp_path / "huge.gz", (2**16, 2**16, 2), b"")
+    with pytest.raises(DatasetError, match=f"more than the {MAX_IDX_ELEMENTS} sdekit reads"):
+        read_idx(huge)
+    many = tmp_path / "many.gz"
+    import gzip
+
+    with gzip.open(many, "wb") as f:
+        f.write(bytes([0, 0, 0x08, 255]))
+    with pytest.raises(DatasetError, match="255 dimensions"):
+        read_idx(many)
