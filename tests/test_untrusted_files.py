@@ -213,3 +213,37 @@ def test_an_idx_header_announcing_an_absurd_size_is_refused_before_reading(tmp_p
         f.write(bytes([0, 0, 0x08, 255]))
     with pytest.raises(DatasetError, match="255 dimensions"):
         read_idx(many)
+
+
+def _model_cfg(**model):
+    net = {"ch": 8, "ch_mult": [1, 2], "num_res_blocks": 1, "attn_resolutions": [], "groups": 4}
+    return {
+        "dataset": "synthetic",
+        "resolution": 8,
+        "noise": "gff",
+        "beta_start": 1e-4,
+        "beta_end": 0.02,
+        "num_timesteps": 1000,
+        "model": {**net, **model},
+    }
+
+
+def test_a_checkpoint_config_with_an_unknown_or_huge_model_is_refused_before_building():
+    from sdekit.experiments.config import build_model, build_sde
+    from sdekit.models import MAX_UNET_WIDTH, UNet
+
+    ok = _model_cfg()
+    build_model(ok, build_sde(ok))
+    bad = _model_cfg(channels=64)
+    with pytest.raises(InputError, match=r"unknown U-Net parameter\(s\) 'channels'"):
+        build_model(bad, build_sde(bad))
+    huge = _model_cfg(ch=2**20, ch_mult=[1, 2])
+    with pytest.raises(InputError, match=f"more than the {MAX_UNET_WIDTH}"):
+        build_model(huge, build_sde(huge))
+    for kwargs, match in [
+        ({"ch": 0}, "ch must be a positive int"),
+        ({"ch_mult": []}, "ch_mult must be"),
+        ({"num_res_blocks": 10**6}, "num_res_blocks must be an int in"),
+    ]:
+        with pytest.raises(InputError, match=match):
+            UNet(1, 8, **kwargs)
