@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from .errors import InputError, InputTypeError
-from .sampling.engine import check_model_output
+from .sampling.engine import check_generator, check_model_output, check_tolerances
 from .sampling.torchdiffeq_backend import ADAPTIVE_METHODS, adaptive_options
 from .sde import SDE
 
@@ -96,6 +96,8 @@ def log_likelihood(
         raise InputError(f"noise must be 'rademacher' or 'gaussian', got {noise!r}")
     if not (isinstance(probes, int) and probes >= 1):
         raise InputError(f"probes must be an int >= 1, got {probes!r}")
+    check_generator(generator)
+    check_tolerances(rtol, atol)
     eps = sde.default_eps if eps is None else float(eps)
     if not (0 < eps < sde.T):
         raise InputError(f"eps must lie in (0, T={sde.T}), got {eps}")

@@ -146,3 +146,14 @@ def test_the_model_output_is_checked_as_sampling_checks_it(case, trace):
     if case == "float64 output":
         with pytest.raises(err, match=match):
             bits_per_dim(sde, model, torch.zeros(4, *SHAPE, dtype=torch.uint8), method="euler")
+
+
+def test_a_non_generator_and_negative_tolerances_are_refused():
+    o = make("vp", "gff")
+    x = torch.zeros(2, *SHAPE, dtype=F64)
+    with pytest.raises(InputTypeError, match="generator must be a torch.Generator or None"):
+        log_likelihood(o.sde, o, x, generator=0)
+    with pytest.raises(InputError, match="rtol must be a finite number >= 0"):
+        log_likelihood(o.sde, o, x, rtol=-1.0)
+    with pytest.raises(InputError, match="atol must be a finite number >= 0"):
+        bits_per_dim(o.sde, o, torch.zeros(2, *SHAPE, dtype=torch.uint8), atol=float("nan"))

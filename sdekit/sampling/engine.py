@@ -13,6 +13,7 @@ takes the final denoising step x̂₀ = (x - σ L ε̂)/α at the last grid time
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,7 +29,9 @@ __all__ = [
     "SampleInfo",
     "SamplerEntry",
     "NonFiniteModelOutput",
+    "check_generator",
     "check_model_output",
+    "check_tolerances",
     "run_plan",
     "register_sampler",
     "register_prefix",
@@ -153,6 +156,24 @@ class NonFiniteModelOutput(FloatingPointError):
     """The model returned NaN or ±inf while sampling; the message names where."""
 
 
+def check_generator(generator, name: str = "generator") -> None:
+    """``InputTypeError`` unless ``generator`` is None or a ``torch.Generator``."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise InputTypeError(
+            f"{name} must be a torch.Generator or None, got {type(generator).__name__} "
+            f"{generator!r} (e.g. torch.Generator().manual_seed(0))"
+        )
+
+
+def check_tolerances(rtol, atol) -> None:
+    """``InputError`` unless ``rtol`` and ``atol`` are finite numbers >= 0 (an adaptive
+    solver's error tolerances)."""
+    for name, v in (("rtol", rtol), ("atol", atol)):
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+        if not (ok and math.isfinite(v) and v >= 0):
+            raise InputError(f"{name} must be a finite number >= 0, got {v!r}")
+
+
 def check_model_output(
     out,
     x: Tensor,
@@ -260,6 +281,7 @@ def run_plan(
     **Returns:** ``(x₀, SampleInfo)``.
     """
     sde, spec, g = plan.sde, plan.spec, plan.grid
+    check_generator(generator)
     if x_T is None:
         n = spec.n if n is None else n
         if not (isinstance(n, int) and not isinstance(n, bool) and n >= 1):
@@ -270,6 +292,8 @@ def run_plan(
         if x_T.ndim != len(sde.event_shape) + 1:
             dims = ", ".join(map(str, sde.event_shape))
             raise InputError(f"x_T must have shape (n, {dims}), got {tuple(x_T.shape)}")
+        if x_T.shape[0] == 0:
+            raise InputError(f"x_T must hold at least one sample, got shape {tuple(x_T.shape)}")
         if n is not None and n != x_T.shape[0]:
             raise InputError(f"n={n} disagrees with x_T's batch size {x_T.shape[0]}")
         x = x_T
