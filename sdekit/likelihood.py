@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from .errors import InputError, InputTypeError
+from .sampling.engine import check_generator, check_model_output, check_tolerances
 from .sampling.torchdiffeq_backend import ADAPTIVE_METHODS, adaptive_options
 from .sde import SDE
 
@@ -85,19 +86,38 @@ def log_likelihood(
     sde.covariance.check_input(x, "x")
     if x.ndim != len(sde.event_shape) + 1:
         raise InputError(f"x must have shape (n, {sde.event_shape}), got {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise InputError(f"x must hold at least one sample, got a batch of 0 {tuple(x.shape)}")
+    if not bool(torch.isfinite(x).all()):
+        raise InputError("x holds NaN or inf values: log_likelihood needs finite data")
     if trace not in ("exact", "hutchinson"):
         raise InputError(f"trace must be 'exact' or 'hutchinson', got {trace!r}")
     if noise not in ("rademacher", "gaussian"):
         raise InputError(f"noise must be 'rademacher' or 'gaussian', got {noise!r}")
     if not (isinstance(probes, int) and probes >= 1):
         raise InputError(f"probes must be an int >= 1, got {probes!r}")
+    check_generator(generator)
+    check_tolerances(rtol, atol)
     eps = sde.default_eps if eps is None else float(eps)
     if not (0 < eps < sde.T):
         raise InputError(f"eps must lie in (0, T={sde.T}), got {eps}")
 
     n = x.shape[0]
-    rev = sde.reverse(model, probability_flow=True)
+    if not callable(model):
+        raise InputTypeError(f"model must be callable as model(x, t), got {type(model).__name__}")
     nfe = 0
+
+    def checked(y, t):
+        return check_model_output(
+            model(y, t),
+            y,
+            what="log_likelihood",
+            where=lambda: f"model evaluation {nfe}, t = {float(t.flatten()[0]):.6g}",
+            result="the log-likelihood",
+            differentiable=True,
+        )
+
+    rev = sde.reverse(checked, probability_flow=True)
     if trace == "hutchinson":
         shape = (probes, *x.shape)
         z = torch.randn(shape, generator=generator, dtype=x.dtype, device=x.device)

@@ -119,3 +119,49 @@ def test_kronecker_rejects_bad_factors():
 def test_sample_rejects_bad_n():
     with pytest.raises(ValueError, match="n must be a non-negative int"):
         IdentityCovariance((2,)).sample(-1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.complex64])
+def test_half_and_complex_dtypes_are_refused_at_construction(dtype):
+    with pytest.raises(TypeError, match=r"dtype must be torch.float32 or torch.float64"):
+        GFFCovariance((1, 4, 4), dtype=dtype)
+    images = torch.randn(6, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(TypeError, match=r"dtype must be torch.float32 or torch.float64"):
+        FourierCovariance.from_data(images, dtype=dtype)
+    if not dtype.is_complex:
+        with pytest.raises(TypeError, match="eigenvalues' dtype must be torch.float32"):
+            FourierCovariance(torch.ones(4, 4, dtype=dtype))
+
+
+def test_gff_names_alpha_and_dc_frequency_outside_their_usable_range():
+    with pytest.raises(ValueError, match="alpha must be a real number >= 0 and finite, got inf"):
+        GFFCovariance((1, 4, 4), alpha=float("inf"))
+    with pytest.raises(ValueError, match=r"alpha=50 .*usable range here is about alpha <= "):
+        GFFCovariance((1, 8, 8), alpha=50)
+    with pytest.raises(ValueError, match=r"dc_frequency=1e-30 .*dc_frequency in \["):
+        GFFCovariance((1, 8, 8), dc_frequency=1e-30)
+    with pytest.raises(ValueError, match="dc_frequency must be > 0"):
+        GFFCovariance((1, 4, 4), dc_frequency=float("inf"))
+    assert GFFCovariance((1, 8, 8), alpha=50, dtype=F64).alpha == 50  # float64 holds it
+
+
+def test_from_data_on_constant_images_says_they_have_no_variance():
+    with pytest.raises(ValueError, match="images have no variance"):
+        FourierCovariance.from_data(torch.full((5, 1, 4, 4), 0.3))
+    with pytest.raises(ValueError, match="images have no variance"):
+        FourierCovariance.from_data(torch.zeros(5, 3, 4, 4))
+
+
+def test_sample_with_a_float_n_is_a_type_error():
+    with pytest.raises(TypeError, match="n must be a non-negative int .* got float 2.0"):
+        GFFCovariance((1, 4, 4)).sample(2.0)
+
+
+def test_infinite_beta_max_and_sigma_max_are_refused():
+    from sdekit import NIVESDE, NIVPSDE
+
+    cov = GFFCovariance((1, 4, 4))
+    with pytest.raises(ValueError, match="both finite, got beta_min=0.1, beta_max=inf"):
+        NIVPSDE(cov, beta_max=float("inf"))
+    with pytest.raises(ValueError, match="both finite, got sigma_min=0.01, sigma_max=inf"):
+        NIVESDE(cov, sigma_max=float("inf"))

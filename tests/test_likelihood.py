@@ -16,7 +16,9 @@ from sdekit import (
     IdentityCovariance,
     NISubVPSDE,
 )
+from sdekit.errors import InputError, InputTypeError
 from sdekit.likelihood import bits_per_dim, dequantize, log_likelihood
+from sdekit.sampling import NonFiniteModelOutput
 from sdekit.testing import GaussianOracle
 
 SHAPE = (1, 4, 4)
@@ -105,3 +107,53 @@ def test_bad_input():
         bits_per_dim(o.sde, o, torch.zeros(2, *SHAPE))
     with pytest.raises(ValueError, match="probes must be an int >= 1"):
         log_likelihood(o.sde, o, torch.zeros(2, *SHAPE, dtype=F64), probes=0)
+    with pytest.raises(InputError, match="at least one sample"):
+        log_likelihood(o.sde, o, torch.zeros(0, *SHAPE, dtype=F64))
+    with pytest.raises(InputError, match="x holds NaN or inf"):
+        log_likelihood(o.sde, o, torch.full((2, *SHAPE), float("nan"), dtype=F64))
+
+
+def _bad_models():
+    @torch.no_grad()
+    def no_grad(x, t):
+        return 0.5 * x
+
+    return {
+        "batch 1 for batch 4": (
+            lambda x, t: x[:1],
+            InputError,
+            r"shape of x \(4, 1, 4, 4\), got \(1, 1, 4, 4\)",
+        ),
+        "no_grad": (no_grad, InputError, "does not depend on x through autograd"),
+        "float64 output": (
+            lambda x, t: 0.5 * x.double(),
+            InputTypeError,
+            r"model\(x, t\) returned ε̂ of dtype torch.float64 .* for x of dtype torch.float32",
+        ),
+        "NaN output": (lambda x, t: x * float("nan"), NonFiniteModelOutput, "log_likelihood"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad_models()))
+@pytest.mark.parametrize("trace", ["exact", "hutchinson"])
+def test_the_model_output_is_checked_as_sampling_checks_it(case, trace):
+    """A wrong ε̂ (batch, dtype, detached, NaN) is refused, never turned into a number."""
+    model, err, match = _bad_models()[case]
+    sde = NIVPSDE(GFFCovariance(SHAPE, dtype=torch.float32))
+    x = torch.randn(4, *SHAPE, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(err, match=match):
+        log_likelihood(sde, model, x, trace=trace, method="euler")
+    if case == "float64 output":
+        with pytest.raises(err, match=match):
+            bits_per_dim(sde, model, torch.zeros(4, *SHAPE, dtype=torch.uint8), method="euler")
+
+
+def test_a_non_generator_and_negative_tolerances_are_refused():
+    o = make("vp", "gff")
+    x = torch.zeros(2, *SHAPE, dtype=F64)
+    with pytest.raises(InputTypeError, match="generator must be a torch.Generator or None"):
+        log_likelihood(o.sde, o, x, generator=0)
+    with pytest.raises(InputError, match="rtol must be a finite number >= 0"):
+        log_likelihood(o.sde, o, x, rtol=-1.0)
+    with pytest.raises(InputError, match="atol must be a finite number >= 0"):
+        bits_per_dim(o.sde, o, torch.zeros(2, *SHAPE, dtype=torch.uint8), atol=float("nan"))

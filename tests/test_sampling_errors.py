@@ -35,7 +35,7 @@ def test_bad_steps_n_and_x_T(oracle):
         sample(oracle.sde, oracle)
     with pytest.raises(ValueError, match=r"x_T must have shape \(\*batch, 1, 6, 6\)"):
         sample(oracle.sde, oracle, x_T=torch.zeros(2, 6, 6, dtype=F64))
-    with pytest.raises(ValueError, match=r"x_T must have shape \(n >= 1, 1, 6, 6\)"):
+    with pytest.raises(ValueError, match=r"x_T must have shape \(n, 1, 6, 6\)"):
         sample(oracle.sde, oracle, x_T=torch.zeros(2, 2, *SHAPE, dtype=F64))
     with pytest.raises(ValueError, match="n=3 disagrees with x_T's batch size 2"):
         sample(oracle.sde, oracle, n=3, x_T=torch.zeros(2, *SHAPE, dtype=F64))
@@ -82,3 +82,22 @@ def test_bad_sampler_options(oracle):
 def test_dtype_mismatch_of_x_T(oracle):
     with pytest.raises(TypeError, match="x_T has dtype torch.float32"):
         sample(oracle.sde, oracle, x_T=torch.zeros(2, *SHAPE))
+
+
+def test_an_empty_x_T_and_a_non_generator_are_refused(oracle):
+    from sdekit.errors import InputError, InputTypeError
+
+    with pytest.raises(InputError, match=r"x_T must hold at least one sample, got shape \(0,"):
+        sample(oracle.sde, oracle, x_T=torch.zeros(0, *SHAPE, dtype=F64), steps=2)
+    with pytest.raises(InputTypeError, match="generator must be a torch.Generator or None"):
+        sample(oracle.sde, oracle, n=2, steps=2, generator=0, dtype=F64)
+
+
+def test_bad_corrector_snr_and_solver_tolerances(oracle):
+    from sdekit.errors import InputError
+
+    with pytest.raises(InputError, match="snr must be a finite number >= 0.*got -1"):
+        sample(oracle.sde, oracle, n=2, steps=3, sampler="pc", snr=-1, dtype=F64)
+    for bad in ({"rtol": -1e-5}, {"atol": -1.0}):
+        with pytest.raises(InputError, match=f"{next(iter(bad))} must be a finite number >= 0"):
+            sample(oracle.sde, oracle, n=2, sampler="torchdiffeq:dopri5", dtype=F64, **bad)

@@ -109,3 +109,10 @@ def test_teleport_rejects_bad_input():
     grid = torch.linspace(tp.time, 0.01, 5, dtype=F64)
     x, info = sdekit.sample(sde, oracle, n=2, teleport=tp, grid=grid, return_info=True)
     assert x.shape == (2, *SHAPE) and float(info.grid.t[0]) == pytest.approx(tp.time)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.complex128])
+def test_teleport_from_data_refuses_8_bit_and_complex_images(dtype):
+    sde = NIVPSDE(GFFCovariance(SHAPE, dtype=F64))
+    with pytest.raises(TypeError, match=f"images must be real floating-point .* {dtype}"):
+        GaussianTeleport.from_data(sde, torch.zeros(4, *SHAPE, dtype=dtype))

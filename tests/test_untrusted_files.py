@@ -13,7 +13,15 @@ from test_data import write_cifar
 
 import sdekit.data.cifar10 as cifar10
 from sdekit.data import DatasetError, load_cifar10
-from sdekit.files import CheckpointError, atomic_save, load_checkpoint
+from sdekit.errors import InputError
+from sdekit.files import (
+    CheckpointError,
+    atomic_save,
+    confined,
+    load_checkpoint,
+    open_for_write,
+    write_text_safely,
+)
 
 
 class _RunsACommand:
@@ -84,3 +92,158 @@ def test_stored_cells_and_classifier_weights_load_without_code(tmp_path):
     with pytest.raises(CheckpointError):
         load_fashion_classifier(path)
     assert not marker.exists()
+
+
+# -- writes never leave the run folder through symlinks ---------------------------------
+
+
+def _dangling(tmp_path, name):
+    """A dangling link at ``run/name`` pointing outside the run folder."""
+    run = tmp_path / "run"
+    run.mkdir(exist_ok=True)
+    outside = tmp_path / "outside" / name
+    (run / name).symlink_to(outside)
+    return run, outside
+
+
+def test_atomic_save_refuses_a_symlink_at_the_file_or_its_temporary(tmp_path):
+    run, outside = _dangling(tmp_path, "ckpt.pt")
+    with pytest.raises(InputError, match="ckpt.pt is a symbolic link"):
+        atomic_save({"a": 1}, run / "ckpt.pt")
+    assert not outside.exists() and os.path.islink(run / "ckpt.pt")
+    tmp = run / f".cell.pt.tmp-{os.getpid()}"
+    tmp.symlink_to(tmp_path / "outside" / "tmp")
+    with pytest.raises(InputError, match="symbolic link"):
+        atomic_save({"a": 1}, run / "cell.pt")
+    assert not (tmp_path / "outside" / "tmp").exists() and not (run / "cell.pt").exists()
+
+
+def test_safe_writers_refuse_links_and_write_plain_files(tmp_path):
+    run, outside = _dangling(tmp_path, "config.json")
+    with pytest.raises(InputError, match="config.json is a symbolic link"):
+        write_text_safely(run / "config.json", "{}")
+    with pytest.raises(InputError, match="symbolic link"):
+        open_for_write(run / "config.json", "a")
+    assert not outside.exists()
+    assert write_text_safely(run / "summary.md", "ok\n").read_text() == "ok\n"
+    with open_for_write(run / "summary.md", "a") as f:
+        f.write("more\n")
+    assert (run / "summary.md").read_text() == "ok\nmore\n"
+
+
+@pytest.mark.parametrize("name", ["metrics.jsonl", "metrics.csv"])
+def test_the_metrics_log_never_writes_through_a_link(tmp_path, name):
+    from sdekit.training.run_log import MetricsLog
+
+    run, outside = _dangling(tmp_path, name)
+    log = MetricsLog(run)
+    with pytest.raises(InputError, match=f"{name} is a symbolic link"):
+        log.append({"step": 1, "loss": 0.5})
+    with pytest.raises(InputError, match=f"{name} is a symbolic link"):
+        log.trim(0)
+    assert not outside.exists()
+
+
+def test_sample_grids_never_write_through_a_link(tmp_path):
+    from sdekit.training.images import save_image_grid
+
+    run, outside = _dangling(tmp_path, "samples.png")
+    with pytest.raises(InputError, match="samples.png is a symbolic link"):
+        save_image_grid(torch.zeros(1, 1, 4, 4), run / "samples.png")
+    assert not outside.exists()
+    path = save_image_grid(torch.zeros(2, 1, 4, 4), run / "ok.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_confined_names_stay_inside_the_folder(tmp_path):
+    run = tmp_path / "run"
+    (run / "sub").mkdir(parents=True)
+    assert confined(run, "eval") == run / "eval"
+    assert confined(run, "sub/eval") == run / "sub" / "eval"
+    (run / "linked").symlink_to(tmp_path)
+    for bad, why in [
+        ("", "non-empty"),
+        ("/etc/eval", "absolute"),
+        ("../eval", r"'\.\.'"),
+        ("sub/../../eval", r"'\.\.'"),
+        ("linked/eval", "symbolic link"),
+    ]:
+        with pytest.raises(InputError, match=why):
+            confined(run, bad)
+
+
+# -- reads are bounded by what the header justifies -------------------------------------
+
+
+def _idx_gz(path, shape, body: bytes):
+    import gzip
+    import struct
+
+    header = bytes([0, 0, 0x08, len(shape)]) + struct.pack(f">{len(shape)}I", *shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + body)
+    return path
+
+
+def test_an_idx_stream_longer_or_shorter_than_its_header_is_refused(tmp_path):
+    from sdekit.data.fashion_mnist import read_idx
+
+    exact = 2 * 28 * 28
+    ok = read_idx(_idx_gz(tmp_path / "ok.gz", (2, 28, 28), bytes(exact)))
+    assert ok.shape == (2, 28, 28)
+    # 2 images announced, a megabyte of zeros follows (a tiny .gz): refused after one byte more
+    longer = _idx_gz(tmp_path / "longer.gz", (2, 28, 28), bytes(exact + 2**20))
+    with pytest.raises(DatasetError, match=r"\(1568 bytes\) but the file holds more bytes"):
+        read_idx(longer)
+    shorter = _idx_gz(tmp_path / "shorter.gz", (2, 28, 28), bytes(exact - 1))
+    with pytest.raises(DatasetError, match="holds 1567 bytes"):
+        read_idx(shorter)
+
+
+def test_an_idx_header_announcing_an_absurd_size_is_refused_before_reading(tmp_path):
+    from sdekit.data.fashion_mnist import MAX_IDX_ELEMENTS, read_idx
+
+    huge = _idx_gz(tmp_path / "huge.gz", (2**16, 2**16, 2), b"")
+    with pytest.raises(DatasetError, match=f"more than the {MAX_IDX_ELEMENTS} sdekit reads"):
+        read_idx(huge)
+    many = tmp_path / "many.gz"
+    import gzip
+
+    with gzip.open(many, "wb") as f:
+        f.write(bytes([0, 0, 0x08, 255]))
+    with pytest.raises(DatasetError, match="255 dimensions"):
+        read_idx(many)
+
+
+def _model_cfg(**model):
+    net = {"ch": 8, "ch_mult": [1, 2], "num_res_blocks": 1, "attn_resolutions": [], "groups": 4}
+    return {
+        "dataset": "synthetic",
+        "resolution": 8,
+        "noise": "gff",
+        "beta_start": 1e-4,
+        "beta_end": 0.02,
+        "num_timesteps": 1000,
+        "model": {**net, **model},
+    }
+
+
+def test_a_checkpoint_config_with_an_unknown_or_huge_model_is_refused_before_building():
+    from sdekit.experiments.config import build_model, build_sde
+    from sdekit.models import MAX_UNET_WIDTH, UNet
+
+    ok = _model_cfg()
+    build_model(ok, build_sde(ok))
+    bad = _model_cfg(channels=64)
+    with pytest.raises(InputError, match=r"unknown U-Net parameter\(s\) 'channels'"):
+        build_model(bad, build_sde(bad))
+    huge = _model_cfg(ch=2**20, ch_mult=[1, 2])
+    with pytest.raises(InputError, match=f"more than the {MAX_UNET_WIDTH}"):
+        build_model(huge, build_sde(huge))
+    for kwargs, match in [
+        ({"ch": 0}, "ch must be a positive int"),
+        ({"ch_mult": []}, "ch_mult must be"),
+        ({"num_res_blocks": 10**6}, "num_res_blocks must be an int in"),
+    ]:
+        with pytest.raises(InputError, match=match):
+            UNet(1, 8, **kwargs)

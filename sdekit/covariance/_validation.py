@@ -25,6 +25,17 @@ def as_event_shape(event_shape, name: str = "event_shape") -> tuple[int, ...]:
     return shape
 
 
+def check_float_dtype(dtype, name: str = "dtype") -> None:
+    """``InputTypeError`` unless ``dtype`` is None, float32 or float64: the FFTs and
+    factorisations behind the operators need one of those (not half precision, not
+    complex)."""
+    if dtype is not None and dtype not in (torch.float32, torch.float64):
+        raise InputTypeError(
+            f"{name} must be torch.float32 or torch.float64 (or None for torch's default), "
+            f"got {dtype!r}"
+        )
+
+
 def as_float_tensor(value, name: str, dtype=None, device=None) -> Tensor:
     """Convert to a floating tensor; integer and bool input becomes the default float dtype."""
     if isinstance(value, Tensor):

@@ -131,6 +131,10 @@ class CovarianceOperator(abc.ABC):
 
         **Returns:** a tensor of shape ``(n, *event_shape)``.
         """
+        if not isinstance(n, (int, tuple, list)):
+            raise InputTypeError(
+                f"n must be a non-negative int or a tuple of them, got {type(n).__name__} {n!r}"
+            )
         shape = (n,) if isinstance(n, int) else tuple(n)
         if any((not isinstance(s, int)) or isinstance(s, bool) or s < 0 for s in shape):
             raise InputError(f"n must be a non-negative int or a tuple of them, got {n!r}")

@@ -6,7 +6,13 @@ import torch
 from torch import Tensor
 
 from ..errors import InputError
-from ._validation import as_event_shape, as_float_tensor, check_positive, symmetry_tolerance
+from ._validation import (
+    as_event_shape,
+    as_float_tensor,
+    check_float_dtype,
+    check_positive,
+    symmetry_tolerance,
+)
 from .base import CovarianceOperator
 
 __all__ = ["FourierCovariance", "mirror_frequencies", "power_spectrum"]
@@ -63,6 +69,7 @@ class FourierCovariance(CovarianceOperator):
 
     def __init__(self, eigenvalues, event_shape=None):
         lam = as_float_tensor(eigenvalues, "eigenvalues")
+        check_float_dtype(lam.dtype, "the eigenvalues' dtype")
         if lam.ndim < 2:
             raise InputError(
                 f"eigenvalues must have shape (..., H, W) on the full frequency grid, "
@@ -122,12 +129,18 @@ class FourierCovariance(CovarianceOperator):
         :func:`power_spectrum`; ``dtype``: of the operator (default: torch's default
         dtype; the statistics are computed in float64).
         """
+        check_float_dtype(dtype)
         dtype = dtype or torch.get_default_dtype()
         if not floor > 0:
             raise InputError(f"floor must be > 0 (Σ must stay invertible), got {floor}")
         power = power_spectrum(images, center=center)
         channels, h, w = power.shape
         spatial = power.mean(0, keepdim=True)
+        if not float(spatial.mean()) > 0:
+            raise InputError(
+                "images have no variance (constant images, or all equal to their mean when "
+                "centred): their power spectrum is zero, so there is no covariance to fit"
+            )
         spatial = spatial.clamp_min(floor * float(spatial.mean()))
         if normalize:
             spatial = spatial / spatial.mean()

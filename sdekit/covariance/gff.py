@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..errors import InputError
-from ._validation import as_event_shape
+from ._validation import as_event_shape, check_float_dtype
 from .fourier import FourierCovariance
 
 __all__ = ["GFFCovariance", "gff_eigenvalues"]
@@ -27,6 +29,7 @@ def gff_eigenvalues(
     divided by its mean, which gives every pixel unit variance (the paper's σ_N
     is the square root of that mean: 0.14555 at 32×32).
     """
+    check_float_dtype(dtype)
     dtype = dtype or torch.get_default_dtype()
     ky = torch.fft.fftfreq(height, 1.0 / height, dtype=dtype, device=device)
     kx = torch.fft.fftfreq(width, 1.0 / width, dtype=dtype, device=device)
@@ -34,6 +37,26 @@ def gff_eigenvalues(
     k2[0, 0] = dc_frequency**2
     lam = k2.pow(-alpha)
     return lam / lam.mean() if normalize else lam
+
+
+def _check_representable(lam, grid, alpha, dc_frequency) -> None:
+    """InputError naming ``alpha`` and ``dc_frequency`` (with the usable range) when
+    |k|^(-2α) under- or overflows the spectrum's dtype on this grid."""
+    if bool((torch.isfinite(lam) & (lam > 0)).all()):
+        return
+    h, w = grid
+    budget = 0.5 * math.log(torch.finfo(lam.dtype).max)  # margin for the mean
+    k2max = (h // 2) ** 2 + (w // 2) ** 2
+    spread = max(math.log(max(k2max, 1)), abs(2 * math.log(dc_frequency)), 1e-12)
+    lo, hi = (
+        (math.exp(-budget / (2 * alpha)), math.exp(budget / (2 * alpha))) if alpha else (0, 0)
+    )
+    raise InputError(
+        f"alpha={alpha} with dc_frequency={dc_frequency} on a {h}×{w} grid gives eigenvalues "
+        f"|k|^(-2 alpha) that {lam.dtype} cannot hold (0, inf or NaN): the usable range "
+        f"here is about alpha <= {budget / spread:.3g} at this dc_frequency, and "
+        f"dc_frequency in [{lo:.3g}, {hi:.3g}] at this alpha (or use dtype=torch.float64)"
+    )
 
 
 class GFFCovariance(FourierCovariance):
@@ -63,13 +86,18 @@ class GFFCovariance(FourierCovariance):
         event_shape = as_event_shape(event_shape)
         if len(event_shape) < 2:
             raise InputError(f"event_shape must be (..., H, W), got {event_shape}")
-        if not (isinstance(alpha, (int, float)) and alpha >= 0):
-            raise InputError(f"alpha must be a real number >= 0, got {alpha!r}")
-        if not (isinstance(dc_frequency, (int, float)) and dc_frequency > 0):
+        if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha >= 0):
+            raise InputError(f"alpha must be a real number >= 0 and finite, got {alpha!r}")
+        if not (
+            isinstance(dc_frequency, (int, float))
+            and math.isfinite(dc_frequency)
+            and dc_frequency > 0
+        ):
             raise InputError(
                 f"dc_frequency must be > 0 (a zero DC makes Σ singular), got {dc_frequency!r}"
             )
         lam = gff_eigenvalues(*event_shape[-2:], alpha, dc_frequency, normalize, dtype, device)
+        _check_representable(lam, event_shape[-2:], alpha, dc_frequency)
         super().__init__(lam, event_shape)
         self.alpha = float(alpha)
         self.dc_frequency = float(dc_frequency)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import math
 import struct
 import urllib.request
 from pathlib import Path
@@ -23,27 +24,53 @@ FILES = {
 }
 
 
+#: the most elements an IDX header may announce (Fashion-MNIST's train images: 47M)
+MAX_IDX_ELEMENTS = 2**31
+#: the most dimensions an IDX header may announce
+MAX_IDX_NDIM = 8
+
+
 def read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (optionally gzipped) into a numpy array, checking its header."""
+    """Read an IDX file (optionally gzipped) into a numpy array, checking its header.
+
+    Reads no more than the header justifies: exactly prod(shape) bytes after it, refusing
+    (:class:`DatasetError`) a header announcing more than :data:`MAX_IDX_ELEMENTS`
+    elements or :data:`MAX_IDX_NDIM` dimensions before reading the body, and a body that
+    is shorter or longer than announced.
+    """
     opener = gzip.open if str(path).endswith(".gz") else open
     try:
         with opener(path, "rb") as f:
-            raw = f.read()
+            head = f.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] != 0x08:
+                raise DatasetError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
+            ndim = head[3]
+            if ndim > MAX_IDX_NDIM:
+                raise DatasetError(
+                    f"{path}: the IDX header announces {ndim} dimensions (at most "
+                    f"{MAX_IDX_NDIM}); the file is corrupt or not an image/label file"
+                )
+            dims = f.read(4 * ndim)
+            if len(dims) < 4 * ndim:
+                raise DatasetError(f"{path}: truncated IDX header")
+            shape = struct.unpack(f">{ndim}I", dims)
+            size = math.prod(shape)
+            if size > MAX_IDX_ELEMENTS:
+                raise DatasetError(
+                    f"{path}: the IDX header announces shape {shape} ({size} bytes), more than "
+                    f"the {MAX_IDX_ELEMENTS} sdekit reads; the file is corrupt"
+                )
+            body = f.read(size)
+            extra = f.read(1)
     except (OSError, EOFError) as err:
         raise DatasetError(
             f"{path} could not be read ({err}); it may be truncated or corrupt"
         ) from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise DatasetError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
-    ndim = raw[3]
-    if len(raw) < 4 + 4 * ndim:
-        raise DatasetError(f"{path}: truncated IDX header")
-    shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
-    body = raw[4 + 4 * ndim :]
-    if len(body) != int(np.prod(shape)):
+    if len(body) != size or extra:
+        held = f"{len(body)} bytes" if not extra else "more bytes than that"
         raise DatasetError(
-            f"{path}: header announces shape {shape} ({int(np.prod(shape))} bytes) but the file "
-            f"holds {len(body)} bytes (truncated or corrupt)"
+            f"{path}: header announces shape {shape} ({size} bytes) but the file "
+            f"holds {held} (truncated or corrupt)"
         )
     return np.frombuffer(body, dtype=np.uint8).reshape(shape)
 

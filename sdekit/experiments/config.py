@@ -179,6 +179,9 @@ def build_model(cfg: dict, sde: NIVPSDE) -> torch.nn.Module:
     parameterization = parameterization_from_config(cfg["model"])
     c, h, _ = event_shape(cfg)
     kwargs = {k: v for k, v in cfg["model"].items() if k not in _TARGET_KEYS}
+    from ..models import check_unet_kwargs
+
+    check_unet_kwargs(kwargs, "the config's 'model' section")  # before anything is built
     return parameterization.wrap(UNet(in_channels=c, resolution=h, **kwargs), sde)
 
 

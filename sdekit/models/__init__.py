@@ -21,10 +21,12 @@ from .parameterization import (
     register_parameterization,
     whitened_data_std,
 )
-from .unet import UNet, timestep_embedding
+from .unet import MAX_UNET_WIDTH, UNet, check_unet_kwargs, timestep_embedding
 
 __all__ = [
     "UNet",
+    "MAX_UNET_WIDTH",
+    "check_unet_kwargs",
     "timestep_embedding",
     "CorrelatedNoiseModel",
     "Parameterization",

@@ -8,6 +8,7 @@ is configurable down to tiny CPU models and 1-channel 28×28 input.
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import torch
@@ -94,6 +95,55 @@ def _run(unit, h: Tensor, temb: Tensor) -> Tensor:
     return h
 
 
+#: the widest level a U-Net may have (``ch × max(ch_mult)`` channels): a config from a
+#: file cannot make sdekit allocate gigabytes of weights
+MAX_UNET_WIDTH = 4096
+#: the most levels (``len(ch_mult)``) and residual blocks per level a U-Net may have
+MAX_UNET_LEVELS, MAX_UNET_RES_BLOCKS = 8, 16
+
+
+def check_unet_kwargs(kwargs: dict, where: str = "the model config") -> dict:
+    """``kwargs`` if they are :class:`UNet` parameters, else an
+    :class:`~sdekit.errors.InputError` naming the unknown key(s) and ``where`` they
+    came from (e.g. a checkpoint's config); the values are checked by :class:`UNet`."""
+    known = set(inspect.signature(UNet.__init__).parameters) - {"self"}
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise InputError(
+            f"{where} has unknown U-Net parameter(s) {', '.join(map(repr, unknown))}; "
+            f"the U-Net takes {', '.join(sorted(known))}"
+        )
+    return kwargs
+
+
+def _check_sizes(in_channels, resolution, ch, ch_mult, num_res_blocks, groups) -> None:
+    """Positive ints within the documented bounds (before any weight is allocated)."""
+
+    def is_int(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    for name, v in (
+        ("in_channels", in_channels),
+        ("resolution", resolution),
+        ("ch", ch),
+        ("groups", groups),
+    ):
+        if not (is_int(v) and v >= 1):
+            raise InputError(f"{name} must be a positive int, got {v!r}")
+    if not (is_int(num_res_blocks) and 1 <= num_res_blocks <= MAX_UNET_RES_BLOCKS):
+        raise InputError(
+            f"num_res_blocks must be an int in [1, {MAX_UNET_RES_BLOCKS}], got {num_res_blocks!r}"
+        )
+    mult = tuple(ch_mult) if isinstance(ch_mult, (list, tuple)) else None
+    if not mult or len(mult) > MAX_UNET_LEVELS or not all(is_int(m) and m >= 1 for m in mult):
+        raise InputError(f"ch_mult must be 1 to {MAX_UNET_LEVELS} positive ints, got {ch_mult!r}")
+    if ch * max(mult) > MAX_UNET_WIDTH:
+        raise InputError(
+            f"ch × max(ch_mult) = {ch} × {max(mult)} = {ch * max(mult)} channels is more than "
+            f"the {MAX_UNET_WIDTH} a U-Net may have (sdekit.models.unet.MAX_UNET_WIDTH)"
+        )
+
+
 class UNet(nn.Module):
     """DDPM U-Net predicting ε from (x_t, t).
 
@@ -121,6 +171,7 @@ class UNet(nn.Module):
         time_scale: float = 1000.0,
     ):
         super().__init__()
+        _check_sizes(in_channels, resolution, ch, ch_mult, num_res_blocks, groups)
         factor = 2 ** (len(ch_mult) - 1)
         if resolution % factor:
             raise InputError(f"resolution {resolution} must be divisible by {factor}")

@@ -13,6 +13,7 @@ takes the final denoising step x̂₀ = (x - σ L ε̂)/α at the last grid time
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,6 +29,9 @@ __all__ = [
     "SampleInfo",
     "SamplerEntry",
     "NonFiniteModelOutput",
+    "check_generator",
+    "check_model_output",
+    "check_tolerances",
     "run_plan",
     "register_sampler",
     "register_prefix",
@@ -152,6 +156,64 @@ class NonFiniteModelOutput(FloatingPointError):
     """The model returned NaN or ±inf while sampling; the message names where."""
 
 
+def check_generator(generator, name: str = "generator") -> None:
+    """``InputTypeError`` unless ``generator`` is None or a ``torch.Generator``."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise InputTypeError(
+            f"{name} must be a torch.Generator or None, got {type(generator).__name__} "
+            f"{generator!r} (e.g. torch.Generator().manual_seed(0))"
+        )
+
+
+def check_tolerances(rtol, atol) -> None:
+    """``InputError`` unless ``rtol`` and ``atol`` are finite numbers >= 0 (an adaptive
+    solver's error tolerances)."""
+    for name, v in (("rtol", rtol), ("atol", atol)):
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+        if not (ok and math.isfinite(v) and v >= 0):
+            raise InputError(f"{name} must be a finite number >= 0, got {v!r}")
+
+
+def check_model_output(
+    out,
+    x: Tensor,
+    *,
+    what: str,
+    where: Callable[[], str],
+    result: str,
+    dtype_hint: str = "",
+    differentiable: bool = False,
+) -> Tensor:
+    """``out`` if it is a valid ε̂ for the model's input ``x``: a tensor of x's shape,
+    dtype and device, finite (one reduction) and, with ``differentiable``, attached to
+    x's autograd graph when x requires grad. Sampling and the likelihood both check
+    every model call with this. ``what`` names the caller (``"sampler 'euler'"``),
+    ``where()`` the call, ``result`` what a NaN would spoil, ``dtype_hint`` a fix."""
+    if not isinstance(out, Tensor) or out.shape != x.shape:
+        got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise InputError(
+            f"model(x, t) must return ε̂ with the shape of x {tuple(x.shape)}, got {got}"
+        )
+    if out.dtype != x.dtype or out.device != x.device:
+        fix = f"cast it in the model, or {dtype_hint}" if dtype_hint else "cast it in the model"
+        raise InputTypeError(
+            f"model(x, t) returned ε̂ of dtype {out.dtype} on {out.device} for x of dtype "
+            f"{x.dtype} on {x.device}: the model's output must match its input ({fix})"
+        )
+    if differentiable and x.requires_grad and not out.requires_grad:
+        raise InputError(
+            f"{what}: model(x, t) returned ε̂ that does not depend on x through autograd "
+            "(requires_grad is False, e.g. a model run under torch.no_grad() or returning a "
+            "detached tensor): the divergence needs gradients of the model's output"
+        )
+    if not bool(torch.isfinite(out).all()):
+        raise NonFiniteModelOutput(
+            f"{what}: the model returned NaN or inf at {where()}; {result} would be "
+            "non-finite (check the model, its weights and its inputs)"
+        )
+    return out
+
+
 class _CountingModel:
     """Calls the user's model with t broadcast to (n,), checks its output (shape, dtype,
     device, finiteness: one reduction per call), counts the calls (NFE)."""
@@ -166,23 +228,14 @@ class _CountingModel:
         self.nfe += 1
         if self.bar is not None:
             self.bar.update(1)
-        if not isinstance(out, Tensor) or out.shape != x.shape:
-            got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-            raise InputError(
-                f"model(x, t) must return ε̂ with the shape of x {tuple(x.shape)}, got {got}"
-            )
-        if out.dtype != x.dtype or out.device != x.device:
-            raise InputTypeError(
-                f"model(x, t) returned ε̂ of dtype {out.dtype} on {out.device} for x of dtype "
-                f"{x.dtype} on {x.device}: the model's output must match its input (cast it in "
-                f"the model, or sample with dtype={out.dtype})"
-            )
-        if not bool(torch.isfinite(out).all()):
-            raise NonFiniteModelOutput(
-                f"sampler {self.sampler!r}: the model returned NaN or inf at {self._where(t)}; "
-                "the samples would be non-finite (check the model, its weights and its inputs)"
-            )
-        return out
+        return check_model_output(
+            out,
+            x,
+            what=f"sampler {self.sampler!r}",
+            where=lambda: self._where(t),
+            result="the samples",
+            dtype_hint=f"sample with dtype={out.dtype}" if isinstance(out, Tensor) else "",
+        )
 
     def _where(self, t: Tensor) -> str:
         """'model evaluation k, t = …' plus the grid step when t is a grid time."""
@@ -228,6 +281,7 @@ def run_plan(
     **Returns:** ``(x₀, SampleInfo)``.
     """
     sde, spec, g = plan.sde, plan.spec, plan.grid
+    check_generator(generator)
     if x_T is None:
         n = spec.n if n is None else n
         if not (isinstance(n, int) and not isinstance(n, bool) and n >= 1):
@@ -240,9 +294,11 @@ def run_plan(
         x = sde.prior_sample(n, generator=generator, dtype=dtype, device=device)
     else:
         sde.covariance.check_input(x_T, "x_T")
-        if x_T.ndim != len(sde.event_shape) + 1 or x_T.shape[0] == 0:
+        if x_T.ndim != len(sde.event_shape) + 1:
             dims = ", ".join(map(str, sde.event_shape))
-            raise InputError(f"x_T must have shape (n >= 1, {dims}), got {tuple(x_T.shape)}")
+            raise InputError(f"x_T must have shape (n, {dims}), got {tuple(x_T.shape)}")
+        if x_T.shape[0] == 0:
+            raise InputError(f"x_T must hold at least one sample, got shape {tuple(x_T.shape)}")
         if n is not None and n != x_T.shape[0]:
             raise InputError(f"n={n} disagrees with x_T's batch size {x_T.shape[0]}")
         x = x_T

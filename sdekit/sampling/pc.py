@@ -55,6 +55,8 @@ def pc(
         )
     if not (isinstance(corrector_steps, int) and corrector_steps >= 0):
         raise InputError(f"corrector_steps must be an int >= 0, got {corrector_steps!r}")
+    if not (isinstance(snr, (int, float)) and math.isfinite(snr) and snr >= 0):
+        raise InputError(f"snr must be a finite number >= 0 (the corrector's step), got {snr!r}")
     L = sde.covariance.sqrt_apply
     sqrt_d = math.sqrt(sde.covariance.dim)
     for i in range(grid.num_intervals):

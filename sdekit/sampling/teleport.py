@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from ..covariance import GaussianStatistics, statistics
-from ..errors import InputError
+from ..errors import InputError, InputTypeError
 from ..sde import SDE, GaussianOracle
 
 __all__ = ["GaussianTeleport"]
@@ -70,6 +70,12 @@ class GaussianTeleport:
         (4096), or for larger images the stationary one, the per-channel power spectrum
         around the mean image + ``ridge``."""
         x = torch.as_tensor(images)
+        if not x.is_floating_point():
+            raise InputTypeError(
+                f"images must be real floating-point images in the model's data scale "
+                f"(e.g. [-1, 1]; sdekit.training.images.from_uint8 converts 8-bit ones), "
+                f"got dtype {x.dtype}"
+            )
         shape = tuple(sde.event_shape)
         if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != shape or x.shape[0] < 2:
             raise InputError(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import InputError
-from .engine import SamplerEntry, register_prefix
+from .engine import SamplerEntry, check_tolerances, register_prefix
 
 FIXED_METHODS = ("euler", "midpoint", "heun2", "heun3", "rk4", "explicit_adams")
 ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
@@ -72,6 +72,7 @@ def _make(method: str):
         options: dict | None = None,
     ):
         """The probability-flow ODE by ``torchdiffeq.odeint`` (see the module docstring)."""
+        check_tolerances(rtol, atol)
         if grid.num_intervals == 0:
             return x
         t0, t1 = float(grid.t[0]), float(grid.t[-1])

@@ -45,9 +45,10 @@ class LinearSchedule(VPSchedule):
     """
 
     def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0):
-        if not (0 <= beta_min < beta_max):
+        if not (0 <= beta_min < beta_max < math.inf):
             raise InputError(
-                f"need 0 <= beta_min < beta_max, got beta_min={beta_min}, beta_max={beta_max}"
+                "need 0 <= beta_min < beta_max, both finite, got "
+                f"beta_min={beta_min}, beta_max={beta_max}"
             )
         self.beta_min, self.beta_max = float(beta_min), float(beta_max)
 

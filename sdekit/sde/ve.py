@@ -30,9 +30,10 @@ class NIVESDE(SDE):
         sigma_max: float = 50.0,
         T: float = 1.0,
     ):
-        if not (0 < sigma_min < sigma_max):
+        if not (0 < sigma_min < sigma_max < math.inf):
             raise InputError(
-                f"need 0 < sigma_min < sigma_max, got sigma_min={sigma_min}, sigma_max={sigma_max}"
+                "need 0 < sigma_min < sigma_max, both finite, got "
+                f"sigma_min={sigma_min}, sigma_max={sigma_max}"
             )
         super().__init__(covariance, T)
         self.sigma_min, self.sigma_max = float(sigma_min), float(sigma_max)

@@ -9,6 +9,8 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
+from ..files import atomic_write
+
 #: images live in [-IMAGE_RANGE, IMAGE_RANGE] (:func:`from_uint8`): the x̂₀ clamp that
 #: sampling images uses by default (``clip_x0``)
 IMAGE_RANGE = 1.0
@@ -38,7 +40,8 @@ def image_grid(x: Tensor, nrow: int | None = None, pad: int = 2) -> Tensor:
 
 
 def save_image_grid(x: Tensor, path, nrow: int | None = None, scale: int = 2) -> Path:
-    """Write a PNG grid of images in [-1, 1] (nearest-neighbour upscaled by ``scale``)."""
+    """Write a PNG grid of images in [-1, 1] (nearest-neighbour upscaled by ``scale``),
+    atomically and never through a symlink (:func:`sdekit.files.atomic_write`)."""
     from PIL import Image
 
     arr = image_grid(x, nrow).numpy()
@@ -46,6 +49,5 @@ def save_image_grid(x: Tensor, path, nrow: int | None = None, scale: int = 2) ->
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
-    return path
+    fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
+    return atomic_write(path, lambda f: img.save(f, format=fmt))

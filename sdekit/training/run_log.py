@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError
+from ..files import open_for_write, refuse_symlink, write_text_safely
 from ..sampling import SamplingSpec, resolve, run_plan
 from .images import save_image_grid
 
@@ -20,7 +21,8 @@ __all__ = ["MetricsLog", "draw_samples", "write_sample_grid"]
 
 
 class MetricsLog:
-    """Rows of metrics in ``run_dir/metrics.jsonl`` and the same rows in ``metrics.csv``."""
+    """Rows of metrics in ``run_dir/metrics.jsonl`` and the same rows in ``metrics.csv``
+    (never written through a symlink)."""
 
     def __init__(self, run_dir):
         self.run_dir = Path(run_dir)
@@ -29,19 +31,22 @@ class MetricsLog:
     def append(self, row: dict) -> None:
         """Add one row (a dict with at least ``step`` and ``loss``) to both files."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.jsonl, "a") as f:
+        with open_for_write(self.jsonl, "a") as f:
             f.write(json.dumps(row) + "\n")
         self._append_csv(row)
         log.info("step %d loss %.5f", row["step"], row["loss"])
 
     def trim(self, step: int) -> None:
         """Drop rows past ``step`` (a fresh start clears the files; a resume forgets what
-        the interrupted run logged after its last checkpoint)."""
+        the interrupted run logged after its last checkpoint). Neither file is written
+        through a symlink (:func:`sdekit.files.refuse_symlink`)."""
+        refuse_symlink(self.jsonl)
+        refuse_symlink(self.csv)
         if not self.jsonl.exists():
             return
         rows = [json.loads(r) for r in self.jsonl.read_text().splitlines() if r.strip()]
         rows = [r for r in rows if r.get("step", 0) <= step]
-        self.jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        write_text_safely(self.jsonl, "".join(json.dumps(r) + "\n" for r in rows))
         if self.csv.exists():
             self.csv.unlink()
         for r in rows:
@@ -49,7 +54,7 @@ class MetricsLog:
 
     def _append_csv(self, row: dict) -> None:
         new = not self.csv.exists()
-        with open(self.csv, "a", newline="") as f:
+        with open_for_write(self.csv, "a", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(row))
             if new:
                 w.writeheader()
