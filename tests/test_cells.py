@@ -74,3 +74,23 @@ def test_a_grid_that_does_not_start_at_T_needs_its_own_x_T():
     assert sdekit.sample(sde, oracle, x_T=x_T, sampler="ddim", grid=grid).shape == x_T.shape
     with pytest.raises(ValueError, match="at least one sample"):
         sdekit.sample(sde, oracle, x_T=x_T[:0], sampler="ddim", grid=grid)
+
+
+def test_run_folder_writes_never_follow_a_symlink(tmp_path):
+    """A dangling link at a sample grid's name is skipped (never overwritten, never
+    followed); a link at an evaluation summary is refused; nothing appears outside."""
+    from sdekit.experiments.evaluation import write_summary
+    from sdekit.experiments.runs import _unused
+
+    outside = tmp_path / "outside"
+    run = tmp_path / "run"
+    (run / "samples").mkdir(parents=True)
+    (run / "samples" / "ddim_3steps.png").symlink_to(outside / "grid.png")
+    assert _unused(run / "samples" / "ddim_3steps").name == "ddim_3steps-2"
+    (run / "evaluation.json").symlink_to(outside / "summary.json")
+    summary = {"rows": [], "features": None, "samples_per_cell": 2}
+    with pytest.raises(ValueError, match="symbolic link"):
+        write_summary(run, "evaluation", summary)
+    with pytest.raises(ValueError, match="stay inside"):
+        write_summary(run, "../escaped", summary)
+    assert not outside.exists() and not (tmp_path / "escaped.json").exists()

@@ -21,6 +21,7 @@ import torch
 
 from .._progress import progress_bar
 from ..errors import InputError
+from ..files import confined, write_text_safely
 from ..sampling import SamplingSpec
 from ..training.images import from_uint8
 from .cells import CellStore
@@ -53,8 +54,7 @@ def evaluate_run(
     specs = list(specs)
     if not specs or any(s.n is None or s.n < 2 for s in specs):
         raise InputError("specs: give at least one SamplingSpec, each with n >= 2 samples")
-    if not isinstance(name, str) or Path(name).name != name or name.startswith("."):
-        raise InputError(f"name must be a plain file name inside the run folder, got {name!r}")
+    confined(run_dir, f"{name}.json")  # a name that would leave the run folder: refused now
     if not (isinstance(bpd_n, int) and bpd_n >= 0):
         raise InputError(f"bpd_n (test images for bits/dim) must be an int >= 0, got {bpd_n!r}")
     run = open_run(run_dir, device, data_dir)
@@ -147,5 +147,5 @@ def write_summary(run_dir, name: str, summary: dict) -> None:
             f"\nfeatures: {summary['features']}; {summary['samples_per_cell']} samples per cell"
         )
     run_dir = Path(run_dir)
-    (run_dir / f"{name}.json").write_text(json.dumps(summary, indent=2))
-    (run_dir / f"{name}.md").write_text("\n".join(lines) + "\n")
+    write_text_safely(confined(run_dir, f"{name}.json"), json.dumps(summary, indent=2))
+    write_text_safely(confined(run_dir, f"{name}.md"), "\n".join(lines) + "\n")

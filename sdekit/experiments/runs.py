@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from ..files import CheckpointError
+from ..files import CheckpointError, atomic_write, write_text_safely
 from ..sampling import SamplingSpec
 from ..training import TrainConfig, Trainer, load_checkpoint, load_state_strict
 from ..training.images import save_image_grid, to_uint8
@@ -36,7 +36,7 @@ __all__ = ["train", "TrainedRun", "open_run", "load_trained", "sample_run", "wei
 def _unused(stem: Path) -> Path:
     """``stem``, or ``stem-2``, ``stem-3`` … : the first whose .png and .npz do not exist."""
     candidate, k = stem, 1
-    while candidate.with_suffix(".png").exists() or candidate.with_suffix(".npz").exists():
+    while any(os.path.lexists(candidate.with_suffix(s)) for s in (".png", ".npz")):
         k += 1
         candidate = stem.with_name(f"{stem.name}-{k}")
     return candidate
@@ -79,7 +79,7 @@ def train(cfg: dict, run_dir, resume: bool = True, device=None) -> Trainer:
         )
         if trainer.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "config.json").write_text(json.dumps(cfg, indent=2))
+            write_text_safely(run_dir / "config.json", json.dumps(cfg, indent=2))
         if resume:
             trainer.resume_if_possible()
         t0 = time.perf_counter()
@@ -155,5 +155,6 @@ def sample_run(
     name = f"{spec.sampler.replace(':', '-')}_{spec.steps}steps"
     out = _unused(Path(out) if out else Path(run_dir) / "samples" / name)
     png = save_image_grid(x, out.with_suffix(".png"))
-    np.savez_compressed(out.with_suffix(".npz"), images=to_uint8(x.cpu()).numpy())
+    images = to_uint8(x.cpu()).numpy()
+    atomic_write(out.with_suffix(".npz"), lambda f: np.savez_compressed(f, images=images))
     return png, info
