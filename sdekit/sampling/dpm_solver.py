@@ -35,7 +35,7 @@ from ..errors import InputError
 from ._multistep import first_order_step, intervals, step_orders
 from .engine import register_sampler
 
-__all__ = ["dpm_solver_multistep", "dpm_solver_singlestep", "PREDICTIONS"]
+__all__ = ["dpm_solver_multistep", "dpm_solver_singlestep", "singlestep_orders", "PREDICTIONS"]
 
 PREDICTIONS = ("noise", "data")
 
@@ -105,6 +105,39 @@ def dpm_solver_multistep(
     return x
 
 
+def singlestep_orders(num_intervals: int, order: int, budget: int | None) -> list[int]:
+    """The order of each of the ``num_intervals`` intervals of a singlestep solver of
+    ``order`` (an interval of order k costs k model evaluations).
+
+    ``budget`` ``None``: ``order`` on every interval. Otherwise orders from 1 to ``order``
+    adding up to ``budget``, the highest first: ``order`` while every later interval can
+    still get one evaluation, then what is left, then 1. On the K = ⌈budget/order⌉
+    intervals a budget buys (the samplers' ``intervals`` rule) that is
+    [order]·(K−1) + [budget − order·(K−1)], the last interval taking the remainder (1 to
+    ``order``): the official DPM-Solver code's mixed-order ("adaptive") singlestep solver
+    for order 2; for order 3 and a budget divisible by 3 that code instead takes one
+    interval more and ends on [2, 1].
+
+    **Raises:** ``InputError`` unless ``budget`` is an int from K to order·K
+    (K = ``num_intervals``).
+    """
+    if budget is None:
+        return [order] * num_intervals
+    ok = isinstance(budget, int) and not isinstance(budget, bool)
+    if not (ok and num_intervals <= budget <= order * num_intervals):
+        raise InputError(
+            f"budget={budget!r} model evaluations cannot be spent on {num_intervals} "
+            f"intervals of 1 to {order} evaluations each (singlestep order {order}): it "
+            f"must be an int from {num_intervals} to {order * num_intervals}"
+        )
+    orders = []
+    for i in range(num_intervals):
+        k = min(order, budget - (num_intervals - 1 - i))  # leave 1 for each later interval
+        orders.append(k)
+        budget -= k
+    return orders
+
+
 def dpm_solver_singlestep(
     sde,
     model,
@@ -116,18 +149,24 @@ def dpm_solver_singlestep(
     prediction: str = "data",
 ):
     """Singlestep DPM-Solver-2/3 (``prediction="noise"``) or DPM-Solver++(2S/3S)
-    (``"data"``): ``order`` model evaluations per grid interval."""
+    (``"data"``): ``order`` model evaluations per grid interval, or, when the grid has a
+    ``budget``, exactly that many in all (orders from :func:`singlestep_orders`: an
+    interval of order 1 takes the first-order step, one of order 2 in a third-order solver
+    DPM-Solver-2's update, r = ½)."""
     _check(order, prediction, orders=(2, 3))
     noise = prediction == "noise"
     sign = 1.0 if noise else -1.0  # e^{±r h} in the φ's
     steps = intervals(grid)
-    for step in steps:
+    for step, k in zip(steps, singlestep_orders(len(steps), order, grid.budget), strict=True):
         h = step.h
         m_s = _output(sde, model, x, step.s, prediction)
         base = first_order_step(x, m_s, step, noise)
+        if k == 1:
+            x = base
+            continue
         phi1, phi2, _ = _coefficients(h, prediction)
         c = step.sigma_t if noise else step.alpha_t
-        if order == 2:
+        if k == 2:
             r1 = 0.5
             mid = step.part(sde, r1)
             m1 = _output(sde, model, first_order_step(x, m_s, mid, noise), mid.t, prediction)
@@ -165,7 +204,11 @@ def _register_singlestep(name: str, order: int, prediction: str, grid: str):
     fn.__name__ = name
     fn.__doc__ = f"Singlestep DPM-Solver{'++' if prediction == 'data' else ''}-{order}."
     register_sampler(
-        name, default_grid=grid, evals_per_step=order, default_denoise=prediction == "data"
+        name,
+        default_grid=grid,
+        evals_per_step=order,
+        default_denoise=prediction == "data",
+        intervals=lambda budget, options: math.ceil(budget / order),
     )(fn)
 
 
