@@ -9,6 +9,9 @@ from conftest import F64
 
 import sdekit
 from sdekit import NIVESDE, NIVPSDE, GFFCovariance, IdentityCovariance, NISubVPSDE
+from sdekit.errors import InputError
+from sdekit.sampling import GRIDS, SAMPLERS, Grid
+from sdekit.sampling.dpm_solver import singlestep_orders
 from sdekit.sampling.torchdiffeq_backend import ADAPTIVE_METHODS
 from sdekit.testing import (
     GaussianOracle,
@@ -57,6 +60,32 @@ def test_the_default_sampler_is_the_best_fixed_configuration_measured():
     assert new < old / 2
 
 
+@pytest.mark.parametrize("name", ["dpm_solver_3s", "dpmpp_2s"])
+def test_singlestep_solvers_spend_exactly_their_budget(name):
+    """A grid with a budget: ⌈budget/order⌉ intervals, the last at the remaining order,
+    exactly ``budget`` model calls, and the mixed orders still converge."""
+    oracle, entry = _oracle(), SAMPLERS[name]
+    sde, x_T = oracle.sde, oracle.sde.prior_sample(2, generator=torch.Generator().manual_seed(0))
+    exact = oracle.flow(x_T, sde.T, sde.default_eps)
+    calls, errors = [0], {}
+
+    def model(x, t):
+        calls[0] += 1
+        return oracle(x, torch.as_tensor(t, dtype=F64).expand(x.shape[0]))
+
+    for budget in (5, 10, 20):
+        k = entry.intervals(budget, {})
+        t = GRIDS[entry.default_grid](sde, k + 1, sde.default_eps)
+        calls[0] = 0
+        x = entry.fn(sde, model, x_T, Grid.from_times(sde, t, False, budget=budget))
+        assert calls[0] == budget
+        errors[budget] = float(sde.covariance.inv_sqrt_apply(x - exact).square().mean())
+    assert errors[20] < errors[5] / 20, errors
+    assert singlestep_orders(4, 3, 10) == [3, 3, 3, 1] and singlestep_orders(3, 2, 5) == [2, 2, 1]
+    with pytest.raises(InputError, match="budget=13"):
+        entry.fn(sde, model, x_T, Grid.from_times(sde, t[:5], False, budget=13))
+
+
 @pytest.mark.parametrize("denoise", [False, True])
 def test_optimize_grid_fits_the_model_and_keeps_the_budget(denoise):
     oracle = _oracle()
@@ -92,7 +121,7 @@ def test_optimize_grid_bad_input():
     with pytest.raises(ValueError, match="deterministic sampler"):
         sdekit.optimize_grid(oracle.sde, oracle, sampler="ancestral", steps=5)
     with pytest.raises(ValueError, match="leaves no interval"):
-        sdekit.optimize_grid(oracle.sde, oracle, sampler="dpmpp_2s", steps=2)
+        sdekit.optimize_grid(oracle.sde, oracle, sampler="dpmpp_2s", steps=1)
     with pytest.raises(ValueError, match="n must be"):
         sdekit.optimize_grid(oracle.sde, oracle, sampler="ddim", steps=5, n=0)
 

@@ -1,38 +1,118 @@
-"""Shared by the DPM-Solver++ family: step orders and the half log-SNR."""
+"""Shared by the exponential integrators (DPM-Solver, DPM-Solver++, UniPC, SDE-DPM-Solver++):
+the grid interval, the first-order step and the order of each step.
+
+λ = log(α/σ), half the log-SNR (see :mod:`sdekit.sampling.grids`). A step goes from the
+source time s to the target time t < s, h = λ_t − λ_s > 0.
+"""
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from torch import Tensor
+
+from .grids import half_log_snr, t_of_half_log_snr
 
 LOWER_ORDER_BELOW = 15  # as DPM-Solver++ / diffusers: few steps → lower-order final steps
 
 
+@dataclass(frozen=True)
+class Interval:
+    """One step of a sampler: from the source time ``s`` to the target time ``t``, with
+    α, σ and λ at both ends and ``h``, the step in λ."""
+
+    s: Tensor  # the source time (a scalar tensor, as the model is called with)
+    t: Tensor  # the target time
+    alpha_s: float
+    sigma_s: float
+    alpha_t: float
+    sigma_t: float
+    lam_s: float
+    lam_t: float
+    h: float  # λ_t − λ_s (for a part of an interval: the r·h its formulas use)
+
+    @classmethod
+    def of(cls, grid, i: int, lam: list[float] | None = None) -> Interval:
+        """Interval ``i`` of ``grid``, from ``grid.t[i]`` to ``grid.t[i + 1]`` (``lam``: the
+        grid's λ, if already at hand)."""
+        lam = grid_half_log_snr(grid) if lam is None else lam
+        return cls(
+            s=grid.t[i],
+            t=grid.t[i + 1],
+            alpha_s=float(grid.alpha[i]),
+            sigma_s=float(grid.sigma[i]),
+            alpha_t=float(grid.alpha[i + 1]),
+            sigma_t=float(grid.sigma[i + 1]),
+            lam_s=lam[i],
+            lam_t=lam[i + 1],
+            h=lam[i + 1] - lam[i],
+        )
+
+    def part(self, sde, r: float) -> Interval:
+        """From s to the time at λ_s + r·h (the inner nodes of singlestep solvers)."""
+        lam = self.lam_s + r * self.h
+        t = t_of_half_log_snr(sde, lam)
+        alpha, sigma = sde.marginal(t)
+        return replace(
+            self, t=t, alpha_t=float(alpha), sigma_t=float(sigma), lam_t=lam, h=r * self.h
+        )
+
+
+def grid_half_log_snr(grid) -> list[float]:
+    """λ_i = log(α_i/σ_i) at every grid time."""
+    return [float(v) for v in half_log_snr(grid.alpha, grid.sigma)]
+
+
+def intervals(grid) -> list[Interval]:
+    """Every interval of ``grid``, in sampling order."""
+    lam = grid_half_log_snr(grid)
+    return [Interval.of(grid, i, lam) for i in range(grid.num_intervals)]
+
+
+def first_order_step(x, m, step: Interval, noise: bool):
+    """The exponential (DDIM) step from ``step.s`` to ``step.t`` with the model output m
+    held fixed:
+
+        noise (m = L ε̂):  x_t = (α_t/α_s) x_s − σ_t (e^h − 1) m,
+        data  (m = x̂₀):   x_t = (σ_t/σ_s) x_s − α_t (e^{−h} − 1) m.
+
+    Every higher-order update of DPM-Solver(++) and UniPC is this plus correction terms."""
+    if noise:
+        return (step.alpha_t / step.alpha_s) * x - (step.sigma_t * math.expm1(step.h)) * m
+    return (step.sigma_t / step.sigma_s) * x - (step.alpha_t * math.expm1(-step.h)) * m
+
+
 def step_orders(
-    num_intervals: int, order: int, denoise: bool, lower_order_final: bool = True
+    num_intervals: int,
+    order: int,
+    denoise: bool,
+    lower_order_final: bool = True,
+    below: int | None = LOWER_ORDER_BELOW,
 ) -> list[int]:
-    """The order of each step: warm-up min(order, i + 1); with ``lower_order_final`` and
-    fewer than 15 steps in total the last step is first order and the one before it at
-    most second.
+    """The order of each step of a multistep solver of ``order`` (1 to 3).
 
-    The engine's final denoising step (if any) counts as the last step; it is
-    first order by construction (x̂₀ at the last time).
+    Warm-up: step i (from 0) is at most of order i + 1. With ``lower_order_final``, the
+    k-th step from the end is at most of order k (the last first order, the one before at
+    most second, ...), counting the engine's final denoising step (if any, ``denoise``) as
+    the last (it is first order by construction: x̂₀ at the last time).
+
+    ``below``: lower the final orders only with fewer steps than this in all (DPM-Solver++'s
+    and diffusers' rule for DPM-Solver, 15, the default); ``None``: whatever the number of
+    steps, as UniPC's code and diffusers' UniPC scheduler do. The two rules differ only from
+    15 steps on, where DPM-Solver(++) keeps the full order and UniPC does not.
     """
-    orders = [min(order, i + 1) for i in range(num_intervals)]
     total = num_intervals + int(denoise)
-    if lower_order_final and total < LOWER_ORDER_BELOW:
-        for k, cap in ((total - 1, 1), (total - 2, 2)):
-            if 0 <= k < num_intervals:
-                orders[k] = min(orders[k], cap)
-    return orders
+    lower = lower_order_final and (below is None or total < below)
+    return [
+        min(order, i + 1, total - i) if lower else min(order, i + 1) for i in range(num_intervals)
+    ]
 
 
-def half_log_snr(grid) -> list[float]:
-    """λ_i = log(α_i/σ_i), DPM-Solver's time variable (half the log-SNR)."""
-    return [float(v) for v in 0.5 * grid.log_snr]
-
-
-def midpoint_estimate(x0, prev, lam: list[float], i: int, order: int):
-    """D = x̂₀ + (x̂₀ − x̂₀_prev)/(2r), r = (λ_i − λ_{i−1})/(λ_{i+1} − λ_i): the
-    second-order ("midpoint") data estimate of DPM-Solver++(2M); x̂₀ itself at order 1."""
+def midpoint_estimate(x0, prev, h_prev: float | None, h: float, order: int):
+    """D = x̂₀ + (x̂₀ − x̂₀_prev)/(2r), r = h_prev/h (the previous step in λ over this one):
+    the second-order ("midpoint") data estimate of DPM-Solver++(2M); x̂₀ itself at order 1
+    (``prev`` and ``h_prev`` unused)."""
     if order < 2:
         return x0
-    r = (lam[i] - lam[i - 1]) / (lam[i + 1] - lam[i])
-    return x0 + (x0 - prev) / (2 * r)
+    return x0 + (x0 - prev) / (2 * (h_prev / h))

@@ -32,10 +32,10 @@ from __future__ import annotations
 import math
 
 from ..errors import InputError
-from ._multistep import half_log_snr, step_orders
+from ._multistep import first_order_step, intervals, step_orders
 from .engine import register_sampler
 
-__all__ = ["dpm_solver_multistep", "dpm_solver_singlestep", "PREDICTIONS"]
+__all__ = ["dpm_solver_multistep", "dpm_solver_singlestep", "singlestep_orders", "PREDICTIONS"]
 
 PREDICTIONS = ("noise", "data")
 
@@ -78,25 +78,23 @@ def dpm_solver_multistep(
     """Multistep DPM-Solver (``prediction="noise"``) or DPM-Solver++ (``"data"``) of
     ``order`` 1–3 (see the module docstring)."""
     _check(order, prediction)
-    lam = half_log_snr(grid)
     noise = prediction == "noise"
     hist: list = []  # m at the previous nodes, newest last
-    orders = step_orders(grid.num_intervals, order, grid.denoise, lower_order_final)
-    for i, k in enumerate(orders):
-        a_s, s_s = float(grid.alpha[i]), float(grid.sigma[i])
-        a_t, s_t = float(grid.alpha[i + 1]), float(grid.sigma[i + 1])
-        m0 = _output(sde, model, x, grid.t[i], prediction)
-        h = lam[i + 1] - lam[i]
+    steps = intervals(grid)
+    orders = step_orders(len(steps), order, grid.denoise, lower_order_final)
+    for i, (step, k) in enumerate(zip(steps, orders, strict=True)):
+        m0 = _output(sde, model, x, step.s, prediction)
+        h = step.h
         phi1, phi2, phi3 = _coefficients(h, prediction)
-        scale, c = (a_t / a_s, s_t) if noise else (s_t / s_s, a_t)
-        out = scale * x - (c * phi1) * m0
+        c = step.sigma_t if noise else step.alpha_t
+        out = first_order_step(x, m0, step, noise)
         if k >= 2:
-            r0 = (lam[i] - lam[i - 1]) / h
+            r0 = steps[i - 1].h / h
             d1_0 = (m0 - hist[-1]) / r0
             if k == 2:
                 out = out - (0.5 * c * phi1) * d1_0
             else:
-                r1 = (lam[i - 1] - lam[i - 2]) / h
+                r1 = steps[i - 2].h / h
                 d1_1 = (hist[-1] - hist[-2]) / r1
                 d1 = d1_0 + (r0 / (r0 + r1)) * (d1_0 - d1_1)
                 d2 = (d1_0 - d1_1) / (r0 + r1)
@@ -105,6 +103,39 @@ def dpm_solver_multistep(
         x = out
         hist = (hist + [m0])[-2:]
     return x
+
+
+def singlestep_orders(num_intervals: int, order: int, budget: int | None) -> list[int]:
+    """The order of each of the ``num_intervals`` intervals of a singlestep solver of
+    ``order`` (an interval of order k costs k model evaluations).
+
+    ``budget`` ``None``: ``order`` on every interval. Otherwise orders from 1 to ``order``
+    adding up to ``budget``, the highest first: ``order`` while every later interval can
+    still get one evaluation, then what is left, then 1. On the K = ⌈budget/order⌉
+    intervals a budget buys (the samplers' ``intervals`` rule) that is
+    [order]·(K−1) + [budget − order·(K−1)], the last interval taking the remainder (1 to
+    ``order``): the official DPM-Solver code's mixed-order ("adaptive") singlestep solver
+    for order 2; for order 3 and a budget divisible by 3 that code instead takes one
+    interval more and ends on [2, 1].
+
+    **Raises:** ``InputError`` unless ``budget`` is an int from K to order·K
+    (K = ``num_intervals``).
+    """
+    if budget is None:
+        return [order] * num_intervals
+    ok = isinstance(budget, int) and not isinstance(budget, bool)
+    if not (ok and num_intervals <= budget <= order * num_intervals):
+        raise InputError(
+            f"budget={budget!r} model evaluations cannot be spent on {num_intervals} "
+            f"intervals of 1 to {order} evaluations each (singlestep order {order}): it "
+            f"must be an int from {num_intervals} to {order * num_intervals}"
+        )
+    orders = []
+    for i in range(num_intervals):
+        k = min(order, budget - (num_intervals - 1 - i))  # leave 1 for each later interval
+        orders.append(k)
+        budget -= k
+    return orders
 
 
 def dpm_solver_singlestep(
@@ -118,46 +149,36 @@ def dpm_solver_singlestep(
     prediction: str = "data",
 ):
     """Singlestep DPM-Solver-2/3 (``prediction="noise"``) or DPM-Solver++(2S/3S)
-    (``"data"``): ``order`` model evaluations per grid interval."""
+    (``"data"``): ``order`` model evaluations per grid interval, or, when the grid has a
+    ``budget``, exactly that many in all (orders from :func:`singlestep_orders`: an
+    interval of order 1 takes the first-order step, one of order 2 in a third-order solver
+    DPM-Solver-2's update, r = ½)."""
     _check(order, prediction, orders=(2, 3))
-    lam = half_log_snr(grid)
     noise = prediction == "noise"
     sign = 1.0 if noise else -1.0  # e^{±r h} in the φ's
-
-    def node(lam_mid: float):
-        t_mid = sde.t_of_log_snr(2 * lam_mid)
-        a, s = sde.marginal(t_mid)
-        return t_mid, float(a), float(s)
-
-    def first_order(x, m_s, a_s, s_s, a, s, rh):
-        """The order-1 step from s over r·h to the node (α, σ)."""
-        phi = math.expm1(sign * rh)
-        return ((a / a_s) * x - (s * phi) * m_s) if noise else ((s / s_s) * x - (a * phi) * m_s)
-
-    for i in range(grid.num_intervals):
-        a_s, s_s = float(grid.alpha[i]), float(grid.sigma[i])
-        a_t, s_t = float(grid.alpha[i + 1]), float(grid.sigma[i + 1])
-        h = lam[i + 1] - lam[i]
-        m_s = _output(sde, model, x, grid.t[i], prediction)
+    steps = intervals(grid)
+    for step, k in zip(steps, singlestep_orders(len(steps), order, grid.budget), strict=True):
+        h = step.h
+        m_s = _output(sde, model, x, step.s, prediction)
+        base = first_order_step(x, m_s, step, noise)
+        if k == 1:
+            x = base
+            continue
         phi1, phi2, _ = _coefficients(h, prediction)
-        c = s_t if noise else a_t
-        base = first_order(x, m_s, a_s, s_s, a_t, s_t, h)
-        if order == 2:
+        c = step.sigma_t if noise else step.alpha_t
+        if k == 2:
             r1 = 0.5
-            t1, a1, s1 = node(lam[i] + r1 * h)
-            m1 = _output(sde, model, first_order(x, m_s, a_s, s_s, a1, s1, r1 * h), t1, prediction)
+            mid = step.part(sde, r1)
+            m1 = _output(sde, model, first_order_step(x, m_s, mid, noise), mid.t, prediction)
             x = base - (0.5 / r1) * (c * phi1) * (m1 - m_s)
             continue
         r1, r2 = 1 / 3, 2 / 3
-        t1, a1, s1 = node(lam[i] + r1 * h)
-        m1 = _output(sde, model, first_order(x, m_s, a_s, s_s, a1, s1, r1 * h), t1, prediction)
-        t2, a2, s2 = node(lam[i] + r2 * h)
+        mid1, mid2 = step.part(sde, r1), step.part(sde, r2)
+        m1 = _output(sde, model, first_order_step(x, m_s, mid1, noise), mid1.t, prediction)
         phi22 = math.expm1(sign * r2 * h) / (r2 * h) - sign
-        c2 = s2 if noise else a2
-        x2 = first_order(x, m_s, a_s, s_s, a2, s2, r2 * h) + (-sign) * (r2 / r1) * (c2 * phi22) * (
-            m1 - m_s
-        )
-        m2 = _output(sde, model, x2, t2, prediction)
+        c2 = mid2.sigma_t if noise else mid2.alpha_t
+        x2 = first_order_step(x, m_s, mid2, noise) + (-sign) * (r2 / r1) * (c2 * phi22) * (m1 - m_s)
+        m2 = _output(sde, model, x2, mid2.t, prediction)
         x = base + (-sign) * (1 / r2) * (c * phi2) * (m2 - m_s)
     return x
 
@@ -183,7 +204,11 @@ def _register_singlestep(name: str, order: int, prediction: str, grid: str):
     fn.__name__ = name
     fn.__doc__ = f"Singlestep DPM-Solver{'++' if prediction == 'data' else ''}-{order}."
     register_sampler(
-        name, default_grid=grid, evals_per_step=order, default_denoise=prediction == "data"
+        name,
+        default_grid=grid,
+        evals_per_step=order,
+        default_denoise=prediction == "data",
+        intervals=lambda budget, options: math.ceil(budget / order),
     )(fn)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from ._multistep import half_log_snr, midpoint_estimate, step_orders
+from ._multistep import intervals, midpoint_estimate, step_orders
 from .engine import register_sampler, whitened_noise
 
 
@@ -12,23 +12,25 @@ from .engine import register_sampler, whitened_noise
 def dpmpp_2m_sde(sde, model, x, grid, *, generator=None):
     """Multistep second-order solver of the reverse SDE (data prediction):
 
-        x_s = (σ_s/σ_t) e^{-h} x_t + α_s (1 - e^{-2h}) [x̂₀_t + (x̂₀_t - x̂₀_prev)/(2r)]
-              + σ_s sqrt(1 - e^{-2h}) L z,
+        x_t = (σ_t/σ_s) e^{-h} x_s + α_t (1 - e^{-2h}) [x̂₀_s + (x̂₀_s - x̂₀_prev)/(2r)]
+              + σ_t sqrt(1 - e^{-2h}) L z,
 
-    h = λ_s - λ_t, r = (λ_t - λ_prev)/h (diffusers' "midpoint" variant). The noise
+    from s to t, h = λ_t - λ_s, r = (λ_s - λ_prev)/h (diffusers' "midpoint" variant). The noise
     is drawn in whitened coordinates and shaped by L.
     """
-    lam = half_log_snr(grid)
     L = sde.covariance.sqrt_apply
-    prev = None
-    for i, order in enumerate(step_orders(grid.num_intervals, 2, grid.denoise)):
-        s_t = float(grid.sigma[i])
-        a_s, s_s = float(grid.alpha[i + 1]), float(grid.sigma[i + 1])
-        x0 = sde.eps_to_x0(model(x, grid.t[i]), x, grid.t[i])
-        h = lam[i + 1] - lam[i]
+    prev = prev_h = None
+    steps = intervals(grid)
+    for step, order in zip(steps, step_orders(len(steps), 2, grid.denoise), strict=True):
+        x0 = sde.eps_to_x0(model(x, step.s), x, step.s)
+        h = step.h
         phi2 = -math.expm1(-2 * h)
-        d = midpoint_estimate(x0, prev, lam, i, order)
+        d = midpoint_estimate(x0, prev, prev_h, h, order)
         noise = L(whitened_noise(x, generator))
-        x = (s_s / s_t * math.exp(-h)) * x + (a_s * phi2) * d + (s_s * math.sqrt(phi2)) * noise
-        prev = x0
+        x = (
+            (step.sigma_t / step.sigma_s * math.exp(-h)) * x
+            + (step.alpha_t * phi2) * d
+            + (step.sigma_t * math.sqrt(phi2)) * noise
+        )
+        prev, prev_h = x0, h
     return x

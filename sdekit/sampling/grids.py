@@ -1,9 +1,14 @@
-"""Time grids for samplers: decreasing times from T (or a later ``start``) to eps.
+"""Time grids for samplers: decreasing times from T (or a later ``start``) to eps, and the
+time variable λ of the exponential integrators.
 
-Each grid is uniform in some function of t: t itself, the log-SNR λ(t), or the
-EDM noise level σ̃ = σ_t/α_t = exp(-λ/2) raised to 1/ρ (Karras et al. 2022). ``start``
-(default T) begins the grid later, e.g. where a :class:`~sdekit.sampling.GaussianTeleport`
-hands over to the model.
+**λ = log(α/σ), half the log-SNR** (DPM-Solver's convention), throughout
+``sdekit.sampling``; the log-SNR itself, log(α²/σ²) = 2λ, is :meth:`SDE.log_snr` and
+:attr:`Grid.log_snr`. :func:`half_log_snr` computes λ and :func:`t_of_half_log_snr`
+inverts it.
+
+Each grid is uniform in some function of t: t itself, λ(t), or the EDM noise level
+σ̃ = σ_t/α_t = e^{−λ} raised to 1/ρ (Karras et al. 2022). ``start`` (default T) begins the
+grid later, e.g. where a :class:`~sdekit.sampling.GaussianTeleport` hands over to the model.
 """
 
 from __future__ import annotations
@@ -21,7 +26,19 @@ __all__ = [
     "logsnr_uniform",
     "karras",
     "transfer_grid",
+    "half_log_snr",
+    "t_of_half_log_snr",
 ]
+
+
+def half_log_snr(alpha: Tensor, sigma: Tensor) -> Tensor:
+    """λ = log(α/σ) = log α − log σ, half the log-SNR (the module docstring)."""
+    return alpha.log() - sigma.log()
+
+
+def t_of_half_log_snr(sde: SDE, lam) -> Tensor:
+    """The time at which λ(t) = ``lam``: the inverse of :func:`half_log_snr` on ``sde``."""
+    return sde.t_of_log_snr(2 * lam)
 
 
 def _start(sde: SDE, start: float | None, eps: float) -> float:
@@ -40,7 +57,8 @@ def time_uniform(sde: SDE, num: int, eps: float, start: float | None = None) -> 
 
 
 def logsnr_uniform(sde: SDE, num: int, eps: float, start: float | None = None) -> Tensor:
-    """λ(t_i) uniform from λ(T) (or λ(start)) to λ(eps) (DPM-Solver's default)."""
+    """λ(t_i) (equivalently the log-SNR) uniform from λ(T) (or λ(start)) to λ(eps)
+    (DPM-Solver's default)."""
     t0 = _start(sde, start, eps)
     lo, hi = sde.log_snr(torch.tensor([t0, eps], dtype=torch.float64))
     return _pin(sde.t_of_log_snr(torch.linspace(lo, hi, num, dtype=torch.float64)), t0, eps)
@@ -54,33 +72,33 @@ def time_quadratic(sde: SDE, num: int, eps: float, start: float | None = None) -
 
 
 def karras(sde: SDE, num: int, eps: float, start: float | None = None, rho: float = 7.0) -> Tensor:
-    """σ̃_i^(1/ρ) uniform, σ̃ = exp(-λ/2) (EDM's schedule, ρ = 7)."""
+    """σ̃_i^(1/ρ) uniform, σ̃ = σ/α = e^{−λ} (EDM's schedule, ρ = 7)."""
     t0 = _start(sde, start, eps)
-    lam = sde.log_snr(torch.tensor([t0, eps], dtype=torch.float64))
-    s_max, s_min = torch.exp(-0.5 * lam)
+    ends = sde.marginal(torch.tensor([t0, eps], dtype=torch.float64))
+    s_max, s_min = torch.exp(-half_log_snr(*ends))
     ramp = torch.linspace(0, 1, num, dtype=torch.float64)
     s = (s_max ** (1 / rho) + ramp * (s_min ** (1 / rho) - s_max ** (1 / rho))) ** rho
-    return _pin(sde.t_of_log_snr(-2 * torch.log(s)), t0, eps)
+    return _pin(t_of_half_log_snr(sde, -torch.log(s)), t0, eps)
 
 
 def transfer_grid(times, source: SDE, target: SDE) -> Tensor:
     """The times at which ``target``'s log-SNR equals ``source``'s at ``times``.
 
     For VP SDEs the marginal at t, and so every step of every sampler here, depends on t
-    only through λ(t) = log(α²/σ²): a grid moved with this function makes a sampler on
+    only through the log-SNR log(α²/σ²): a grid moved with this function makes a sampler on
     ``target`` take exactly the steps it takes on ``source`` — e.g. DDPM's grid on a
     chain from :class:`sdekit.AlignedLogSNR` (whose ends are pinned to DDPM's).
     ``ValueError`` if a noise level lies outside ``target``'s range.
     """
     t = torch.as_tensor(times, dtype=torch.float64)
-    lam = source.log_snr(t)
+    log_snr = source.log_snr(t)
     lo, hi = target.log_snr(torch.tensor([target.T, 1e-300], dtype=torch.float64)).tolist()
-    if bool((lam < lo - 1e-9).any() or (lam > hi + 1e-9).any()):
+    if bool((log_snr < lo - 1e-9).any() or (log_snr > hi + 1e-9).any()):
         raise InputError(
-            f"the grid's log-SNRs {float(lam.min()):.3g} … {float(lam.max()):.3g} leave the "
-            f"target's range {lo:.3g} … {hi:.3g}"
+            f"the grid's log-SNRs {float(log_snr.min()):.3g} … {float(log_snr.max()):.3g} leave "
+            f"the target's range {lo:.3g} … {hi:.3g}"
         )
-    return target.t_of_log_snr(lam.clamp(lo, hi)).clamp(0.0, target.T)
+    return target.t_of_log_snr(log_snr.clamp(lo, hi)).clamp(0.0, target.T)
 
 
 def _pin(t: Tensor, T: float, eps: float) -> Tensor:

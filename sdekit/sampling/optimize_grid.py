@@ -9,9 +9,9 @@ using the model alone, no data (in the spirit of Xue et al. 2024, "optimal steps
    DPM-Solver, ``reference_steps`` steps on the log-SNR grid);
 3. minimise  J(t) = mean ‖L⁻¹(x̂₀(t) − x̂₀*)‖² / d  over the grid t, where x̂₀(t) is the
    sampler's output on grid t. The grid is parameterised by its increments in
-   λ = log(α/σ) between λ(T) and λ(eps) (a softmax, so every candidate is a valid
-   decreasing grid) and optimised with Powell's method (``scipy.optimize.minimize``),
-   starting from the sampler's default grid.
+   λ = log(α/σ) (half the log-SNR) between λ(T) and λ(eps) (a softmax, so every candidate
+   is a valid decreasing grid) and optimised with Powell's method
+   (``scipy.optimize.minimize``), starting from the sampler's default grid.
 
 The result is a grid from T (or a teleport's hand-over time) to eps;
 ``sample(..., sampler=sampler, steps=steps, grid=t)`` with the same ``denoise`` (default:
@@ -34,6 +34,7 @@ from ..errors import InputError
 from ..sde import SDE
 from .engine import resolve_sampler
 from .entry_point import sample
+from .grids import half_log_snr, t_of_half_log_snr
 from .spec import SamplingSpec, resolve
 
 log = logging.getLogger(__name__)
@@ -52,10 +53,6 @@ class GridOptimization:
     reference_nfe: int
     search_nfe: int
     evaluations: int
-
-
-def _lambda(sde: SDE, t: Tensor) -> Tensor:
-    return 0.5 * sde.log_snr(t)
 
 
 def optimize_grid(
@@ -134,14 +131,14 @@ def optimize_grid(
             lower_order_final=False, **shared,
         )  # fmt: skip
     ref_w = sde.covariance.inv_sqrt_apply(ref)
-    ends = _lambda(sde, torch.tensor([t_start, eps], dtype=torch.float64))
+    ends = half_log_snr(*sde.marginal(torch.tensor([t_start, eps], dtype=torch.float64)))
     lam_T, lam_eps = float(ends[0]), float(ends[1])
     calls = {"nfe": 0, "evaluations": 0}
 
     def grid_of(theta: np.ndarray) -> Tensor:
         w = torch.softmax(torch.as_tensor(theta, dtype=torch.float64), 0)
         lam = lam_T + (lam_eps - lam_T) * torch.cat([w.new_zeros(1), torch.cumsum(w, 0)])
-        t = sde.t_of_log_snr(2 * lam).clamp(eps, t_start)
+        t = t_of_half_log_snr(sde, lam).clamp(eps, t_start)
         t[0], t[-1] = t_start, eps
         return t
 
@@ -159,7 +156,7 @@ def optimize_grid(
         value = float(err)
         return value if math.isfinite(value) else math.inf
 
-    lam0 = _lambda(sde, start.t)
+    lam0 = half_log_snr(*sde.marginal(start.t))
     theta0 = torch.log(torch.diff(lam0).clamp_min(1e-12)).numpy()
     start_error = objective(theta0)
     result = minimize(

@@ -8,12 +8,12 @@ import math
 import torch
 
 from ..errors import InputError
-from ._multistep import half_log_snr
+from ._multistep import first_order_step, intervals, step_orders
 from .engine import register_sampler
 
 
 def _coefficients(hh: float, rks: list[float], order: int, variant: str):
-    """h·φ₁, B(h), the Vandermonde system R and right-hand side b of UniPC."""
+    """B(h), the Vandermonde system R and right-hand side b of UniPC."""
     h_phi_1 = math.expm1(hh)
     h_phi_k = h_phi_1 / hh - 1
     b_h = hh if variant == "bh1" else math.expm1(hh)
@@ -24,7 +24,7 @@ def _coefficients(hh: float, rks: list[float], order: int, variant: str):
         rhs.append(h_phi_k * fact / b_h)
         fact *= j + 1
         h_phi_k = h_phi_k / hh - 1 / fact
-    return h_phi_1, b_h, torch.stack(rows), torch.tensor(rhs, dtype=torch.float64)
+    return b_h, torch.stack(rows), torch.tensor(rhs, dtype=torch.float64)
 
 
 @register_sampler("unipc", default_grid="logsnr")
@@ -43,17 +43,19 @@ def unipc(
 ):
     """UniP-p predictor with the UniC corrector (``variant`` "bh1" or "bh2").
 
-    With λ = log(α/σ), h = λ_s - λ_t, m_j = the model output at earlier times,
-    r_k = (λ_{t_k} - λ_t)/h and D_k = (m_k - m_t)/r_k, the predictor is
+    From s to t (λ = log(α/σ), h = λ_t − λ_s), with m_k the model output at the earlier
+    nodes s_k, r_k = (λ_{s_k} − λ_s)/h and D_k = (m_k − m_s)/r_k, the predictor is
 
-        data  (m = x̂₀):   x_s = (σ_s/σ_t) x_t - α_s (e^{-h} - 1) m_t - α_s B(-h) Σ_k ρ_k D_k,
-        noise (m = L ε̂):  x_s = (α_s/α_t) x_t - σ_s (e^{h} - 1) m_t - σ_s B(h) Σ_k ρ_k D_k,
+        data  (m = x̂₀):   x_t = (σ_t/σ_s) x_s − α_t (e^{−h} − 1) m_s − α_t B(−h) Σ_k ρ_k D_k,
+        noise (m = L ε̂):  x_t = (α_t/α_s) x_s − σ_t (e^{h} − 1) m_s − σ_t B(h) Σ_k ρ_k D_k,
 
     B(h) = h (bh1) or e^h − 1 (bh2), ρ from UniPC's Vandermonde system. Once ε̂ is
-    evaluated at x_s, the corrector redoes the step including D = m_s - m_t (raising the
-    order by one at no extra model evaluation); the new ε̂ is kept, as in the paper. Final
-    steps use lower orders when ``lower_order_final`` (UniPC's default; at 10 steps it can
-    cost 100× in accuracy, see docs/samplers.md).
+    evaluated at x_t, the corrector redoes the step including D = m_t − m_s (raising the
+    order by one at no extra model evaluation); the new ε̂ is kept, as in the paper. With
+    ``lower_order_final`` (UniPC's default) the k-th step from the end is at most of order k
+    whatever the number of steps, as in UniPC's code (DPM-Solver only lowers them below 15
+    steps: :func:`~sdekit.sampling._multistep.step_orders`); at 10 steps it can cost 100× in
+    accuracy, see docs/samplers.md.
     """
     if order not in (1, 2, 3):
         raise InputError(f"order must be 1, 2 or 3, got {order!r}")
@@ -61,36 +63,35 @@ def unipc(
         raise InputError(f"variant must be 'bh1' or 'bh2', got {variant!r}")
     if prediction not in ("data", "noise"):
         raise InputError(f"prediction must be 'data' or 'noise', got {prediction!r}")
-    lam = half_log_snr(grid)
-    total = grid.num_steps
     noise = prediction == "noise"
-    ms: list = []  # x̂₀ history, newest last
+    steps = intervals(grid)
+    orders = step_orders(len(steps), order, grid.denoise, lower_order_final, below=None)
+    ms: list = []  # model output history, newest last
     prev_x, prev_order = None, 0
-    for i in range(grid.num_intervals):
-        eps = model(x, grid.t[i])
-        m = sde.covariance.sqrt_apply(eps) if noise else sde.eps_to_x0(eps, x, grid.t[i])
+    for i, (step, this_order) in enumerate(zip(steps, orders, strict=True)):
+        eps = model(x, step.s)
+        m = sde.covariance.sqrt_apply(eps) if noise else sde.eps_to_x0(eps, x, step.s)
         if corrector and i > 0:  # correct x_i with the new evaluation m_i
-            x = _update(prev_x, ms, lam, grid, i - 1, prev_order, variant, noise, m_new=m)
+            x = _update(prev_x, ms, steps, i - 1, prev_order, variant, noise, m_new=m)
         ms = (ms + [m])[-order:]
-        this_order = min(order, i + 1, total - i if lower_order_final else order)
         prev_x, prev_order = x, this_order
-        x = _update(x, ms, lam, grid, i, this_order, variant, noise)
+        x = _update(x, ms, steps, i, this_order, variant, noise)
     return x
 
 
-def _update(x, ms, lam, grid, i, order, variant, noise, m_new=None):
-    """UniP (``m_new`` None) or UniC (``m_new`` = the model output at node i+1) from node i
-    to node i+1; ``ms`` holds the outputs at nodes ..., i-1, i (newest last)."""
+def _update(x, ms, steps, i, order, variant, noise, m_new=None):
+    """UniP (``m_new`` None) or UniC (``m_new`` = the model output at node i+1) over
+    ``steps[i]``, from node i to node i+1; ``ms`` holds the outputs at nodes ..., i-1, i
+    (newest last)."""
+    step = steps[i]
     m0 = ms[-1]
-    h = lam[i + 1] - lam[i]
+    h = step.h
     hh = h if noise else -h
-    rks = [(lam[i - k] - lam[i]) / h for k in range(1, order)]
+    rks = [(steps[i - k].lam_s - step.lam_s) / h for k in range(1, order)]
     d1s = [(ms[-1 - k] - m0) / r for k, r in zip(range(1, order), rks, strict=True)]
-    h_phi_1, b_h, R, b = _coefficients(hh, rks, order, variant)
-    a_s, s_s = float(grid.alpha[i + 1]), float(grid.sigma[i + 1])
-    a_t, s_t = float(grid.alpha[i]), float(grid.sigma[i])
-    scale, c = (a_s / a_t, s_s) if noise else (s_s / s_t, a_s)
-    out = scale * x - (c * h_phi_1) * m0
+    b_h, R, b = _coefficients(hh, rks, order, variant)
+    c = step.sigma_t if noise else step.alpha_t
+    out = first_order_step(x, m0, step, noise)
     if m_new is None:
         if d1s:
             rhos = [0.5] if order == 2 else torch.linalg.solve(R[:-1, :-1], b[:-1]).tolist()

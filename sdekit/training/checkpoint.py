@@ -5,6 +5,7 @@ strict state loading, a rotating folder.
   ``latest.pt`` or, when it is damaged, the newest intact ``step*.pt`` with a warning.
 - :func:`capture_rng` / :func:`restore_rng`: the global RNG state that makes a resume
   continue bit for bit.
+- :data:`TRAINER_STATE_KEYS` / :func:`check_state_keys`: what a trainer's record must hold.
 """
 
 from __future__ import annotations
@@ -27,7 +28,30 @@ __all__ = [
     "load_state_strict",
     "capture_rng",
     "restore_rng",
+    "TRAINER_STATE_KEYS",
+    "check_state_keys",
 ]
+
+#: what :meth:`Trainer.state_dict` records and a resume needs (``rng_cuda`` and ``config``
+#: are recorded too, but optional)
+TRAINER_STATE_KEYS = (
+    "step",
+    "model",
+    "ema",
+    "optimizer",
+    "scheduler",
+    "stream",
+    "noise_gen",
+    "rng_cpu",
+)
+
+
+def check_state_keys(state: dict, path) -> None:
+    """:class:`CheckpointError` naming the missing keys unless ``state`` (read from ``path``)
+    holds every one of :data:`TRAINER_STATE_KEYS`."""
+    missing = set(TRAINER_STATE_KEYS) - set(state)
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {sorted(missing)}")
 
 
 def load_state_strict(module: torch.nn.Module, state: dict, what: str, path) -> None:

@@ -24,7 +24,7 @@ from torch import Tensor
 from ..errors import InputError
 from ..sde import SDE, expand_to
 
-__all__ = ["sample_training_times", "denoising_loss"]
+__all__ = ["sample_training_times", "global_batch_noise", "denoising_loss"]
 
 
 def sample_training_times(
@@ -44,6 +44,28 @@ def sample_training_times(
     eps = sde.default_eps if eps is None else eps
     u = torch.rand(n, generator=generator, device=device, dtype=torch.float64)
     return eps + (sde.T - eps) * u
+
+
+def global_batch_noise(
+    sde: SDE,
+    x0: Tensor,
+    generator: torch.Generator,
+    *,
+    rank: int,
+    world_size: int,
+    discrete_steps: int | None,
+    device,
+) -> tuple[Tensor, Tensor]:
+    """t and ε for the global batch (``world_size`` shards like ``x0``) drawn from
+    ``generator``, and this ``rank``'s shard of them: every rank draws the same numbers, so N
+    processes train on exactly the noise one process would draw for the global batch."""
+    n = x0.shape[0] * world_size
+    t = sample_training_times(
+        sde, n, discrete_steps=discrete_steps, generator=generator, device=device
+    )
+    noise = torch.randn((n, *x0.shape[1:]), generator=generator, device=device, dtype=x0.dtype)
+    lo = rank * x0.shape[0]
+    return t[lo : lo + x0.shape[0]], noise[lo : lo + x0.shape[0]]
 
 
 def denoising_loss(

@@ -26,9 +26,9 @@ from ..errors import InputError
 from ..sampling import DEFAULT_SAMPLER, DEFAULT_STEPS, SamplingSpec
 from ..sde import SDE
 from .checkpoint import (
-    CheckpointError,
     CheckpointFolder,
     capture_rng,
+    check_state_keys,
     load_checkpoint,
     load_state_strict,
     restore_rng,
@@ -36,7 +36,8 @@ from .checkpoint import (
 from .distributed import DistInfo
 from .ema import make_ema
 from .images import IMAGE_RANGE
-from .losses import denoising_loss, sample_training_times
+from .losses import denoising_loss, global_batch_noise
+from .optim import make_optimizer
 from .run_log import MetricsLog, write_sample_grid
 
 log = logging.getLogger(__name__)
@@ -131,11 +132,7 @@ class Trainer:
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.ema = make_ema(self.model, config.ema_decay, config.ema_warmup)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
-        warm = max(config.warmup, 1)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: min(1.0, (s + 1) / warm)
-        )
+        self.optimizer, self.scheduler = make_optimizer(self.model, config.lr, config.warmup)
         self.net = self.model
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -155,23 +152,6 @@ class Trainer:
     def is_main(self) -> bool:
         return self.dist.is_main
 
-    def _global_noise(self, x0: torch.Tensor):
-        """t and ε for the global batch from the shared generator; this rank's shard."""
-        cfg, w = self.config, self.dist.world_size
-        n = x0.shape[0] * w
-        t = sample_training_times(
-            self.sde,
-            n,
-            discrete_steps=cfg.discrete_steps,
-            generator=self.noise_gen,
-            device=self.device,
-        )
-        noise = torch.randn(
-            (n, *x0.shape[1:]), generator=self.noise_gen, device=self.device, dtype=x0.dtype
-        )
-        lo = self.dist.rank * x0.shape[0]
-        return t[lo : lo + x0.shape[0]], noise[lo : lo + x0.shape[0]]
-
     def train_step(self) -> float:
         """One optimisation step on the next global batch; returns the global mean loss."""
         cfg = self.config
@@ -179,7 +159,15 @@ class Trainer:
         x0 = self.stream.next().to(self.device, non_blocking=True)
         if cfg.channels_last:
             x0 = x0.contiguous(memory_format=torch.channels_last)
-        t, noise = self._global_noise(x0)
+        t, noise = global_batch_noise(
+            self.sde,
+            x0,
+            self.noise_gen,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+            discrete_steps=cfg.discrete_steps,
+            device=self.device,
+        )
         amp = cfg.amp and self.device.type == "cuda"
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
             per = denoising_loss(
@@ -281,18 +269,7 @@ class Trainer:
 
     def load_state_dict(self, state: dict, path) -> None:
         """Restore :meth:`state_dict`'s record (read from ``path``, named in errors)."""
-        needed = {
-            "step",
-            "model",
-            "ema",
-            "optimizer",
-            "scheduler",
-            "stream",
-            "noise_gen",
-            "rng_cpu",
-        }
-        if not needed <= set(state):
-            raise CheckpointError(f"checkpoint {path} lacks {sorted(needed - set(state))}")
+        check_state_keys(state, path)
         load_state_strict(self.model, state["model"], "model", path)
         load_state_strict(self.ema, state["ema"], "EMA model", path)
         self.optimizer.load_state_dict(state["optimizer"])
