@@ -44,7 +44,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Grid:
-    """Decreasing times t (K,) with their marginals α, σ and log-SNR λ (float64).
+    """Decreasing times t (K,) with their marginals α, σ and log-SNR log(α²/σ²) (float64).
 
     ``denoise`` says whether the engine takes a final denoising step after the
     last grid time (multistep samplers use it to pick their final orders).

@@ -141,7 +141,7 @@ class SDE(abc.ABC):
         return float(self.marginal(torch.tensor(self.T, dtype=torch.float64))[1])
 
     def log_snr(self, t) -> Tensor:
-        """λ(t) = log(α_t² / σ_t²), decreasing in t."""
+        """The log-SNR log(α_t² / σ_t²), decreasing in t (twice the solvers' λ = log(α/σ))."""
         alpha, sigma = self.marginal(t)
         return 2 * (alpha.log() - sigma.log())
 
