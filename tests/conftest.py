@@ -111,3 +111,17 @@ def load_recipe(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def tiny_experiment(**model) -> dict:
+    """An experiment config on synthetic 8×8 data with a tiny U-Net (``model`` keys added)."""
+    net = {"ch": 8, "ch_mult": [1, 2], "num_res_blocks": 1, "attn_resolutions": [], "groups": 4}
+    return {
+        "dataset": "synthetic",
+        "resolution": 8,
+        "noise": "gff",
+        "beta_start": 1e-4,
+        "beta_end": 0.02,
+        "num_timesteps": 1000,
+        "model": {**net, **model},
+    }

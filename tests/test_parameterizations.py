@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import F64, random_spd
+from conftest import F64, random_spd, tiny_experiment
 
 from sdekit import NIVESDE, NIVPSDE, CholeskyCovariance, GFFCovariance
 from sdekit.covariance import FourierCovariance, power_spectrum
@@ -279,15 +279,8 @@ def test_old_target_names_and_configs_without_a_target_still_load():
     assert isinstance(make_parameterization("eps"), EpsilonParameterization)
     assert parameterization_from_config({"target": "eps"}).name == "whitened"
     assert parameterization_from_config({}).name == "correlated"
-    base = {
-        "dataset": "synthetic",
-        "resolution": 8,
-        "noise": "gff",
-        "beta_start": 1e-4,
-        "beta_end": 0.02,
-        "num_timesteps": 1000,
-    }
-    net = {"ch": 8, "ch_mult": [1, 2], "num_res_blocks": 1, "attn_resolutions": [], "groups": 4}
+    base = {k: v for k, v in tiny_experiment().items() if k != "model"}
+    net = tiny_experiment()["model"]
     old_eps = {**base, "model": {**net, "target": "eps"}}
     assert model_target(old_eps) == "whitened"
     assert type(build_model(old_eps, build_sde(old_eps))) is UNet

@@ -9,6 +9,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_experiment
 from test_data import write_cifar
 
 import sdekit.data.cifar10 as cifar10
@@ -215,17 +216,7 @@ def test_an_idx_header_announcing_an_absurd_size_is_refused_before_reading(tmp_p
         read_idx(many)
 
 
-def _model_cfg(**model):
-    net = {"ch": 8, "ch_mult": [1, 2], "num_res_blocks": 1, "attn_resolutions": [], "groups": 4}
-    return {
-        "dataset": "synthetic",
-        "resolution": 8,
-        "noise": "gff",
-        "beta_start": 1e-4,
-        "beta_end": 0.02,
-        "num_timesteps": 1000,
-        "model": {**net, **model},
-    }
+_model_cfg = tiny_experiment
 
 
 def test_a_checkpoint_config_with_an_unknown_or_huge_model_is_refused_before_building():
