@@ -21,11 +21,16 @@ from .parameterization import (
     register_parameterization,
     whitened_data_std,
 )
-from .unet import MAX_UNET_WIDTH, UNet, check_unet_kwargs, timestep_embedding
+from .labels import check_labels, model_num_classes, null_label
+from .unet import MAX_UNET_CLASSES, MAX_UNET_WIDTH, UNet, check_unet_kwargs, timestep_embedding
 
 __all__ = [
     "UNet",
     "MAX_UNET_WIDTH",
+    "MAX_UNET_CLASSES",
+    "check_labels",
+    "model_num_classes",
+    "null_label",
     "check_unet_kwargs",
     "timestep_embedding",
     "CorrelatedNoiseModel",

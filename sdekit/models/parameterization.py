@@ -68,6 +68,7 @@ from ..covariance import CovarianceOperator, GaussianStatistics, power_spectrum
 from ..errors import InputError
 from ..sde import SDE, GaussianOracle, expand_to, fourier_eigenvalues
 from ..sde.parameterization import v_to_eps
+from .labels import model_num_classes
 
 __all__ = [
     "Parameterization",
@@ -560,12 +561,18 @@ class ParameterizedModel(nn.Module):
             self._follow(device)
         return self
 
-    def raw(self, x: Tensor, t: Tensor) -> Tensor:
-        x_in, t_in = self.parameterization.network_input(self.sde, x, t)
-        return self.net(x_in.to(x.dtype), t_in.to(x.dtype))
+    @property
+    def num_classes(self) -> int:
+        """The net's number of classes (0: unconditional; see :mod:`sdekit.models.labels`)."""
+        return model_num_classes(self.net)
 
-    def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        out = self.raw(x, t)
+    def raw(self, x: Tensor, t: Tensor, **model_kwargs) -> Tensor:
+        """The network's own output; ``model_kwargs`` (e.g. ``y=labels``) go to the net."""
+        x_in, t_in = self.parameterization.network_input(self.sde, x, t)
+        return self.net(x_in.to(x.dtype), t_in.to(x.dtype), **model_kwargs)
+
+    def forward(self, x: Tensor, t: Tensor, **model_kwargs) -> Tensor:
+        out = self.raw(x, t, **model_kwargs)
         return self.parameterization.to_eps(self.sde, out, x, t).to(x.dtype)
 
     def eps_loss_weight(self, t: Tensor) -> Tensor:
@@ -594,6 +601,6 @@ class CorrelatedNoiseModel(ParameterizedModel):
     def covariance(self) -> CovarianceOperator:
         return self.sde.covariance
 
-    def correlated(self, x: Tensor, t: Tensor) -> Tensor:
+    def correlated(self, x: Tensor, t: Tensor, **model_kwargs) -> Tensor:
         """The network's own output, L ε̂."""
-        return self.raw(x, t)
+        return self.raw(x, t, **model_kwargs)

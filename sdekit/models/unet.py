@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import InputError
+from .labels import check_labels
 
 __all__ = ["UNet", "timestep_embedding"]
 
@@ -100,6 +101,8 @@ def _run(unit, h: Tensor, temb: Tensor) -> Tensor:
 MAX_UNET_WIDTH = 4096
 #: the most levels (``len(ch_mult)``) and residual blocks per level a U-Net may have
 MAX_UNET_LEVELS, MAX_UNET_RES_BLOCKS = 8, 16
+#: the most classes a conditional U-Net may have (its label embedding has one row each)
+MAX_UNET_CLASSES = 100_000
 
 
 def check_unet_kwargs(kwargs: dict, where: str = "the model config") -> dict:
@@ -156,6 +159,10 @@ class UNet(nn.Module):
       resolutions with self-attention; ``dropout``; ``groups`` for GroupNorm.
     - ``time_scale``: the continuous t ∈ [0, 1] is embedded as ``time_scale · t``
       (1000 ≈ DDPM's integer timesteps).
+    - ``num_classes``: K > 0 makes the net class-conditional, ``net(x, t, y=labels)``: a
+      learned embedding of the label (K + 1 rows, the last the null label K that label
+      dropout trains and classifier-free guidance calls) is added to the time embedding.
+      0 (the default): unconditional, ``net(x, t)``.
     """
 
     def __init__(
@@ -169,15 +176,22 @@ class UNet(nn.Module):
         dropout: float = 0.1,
         groups: int = 32,
         time_scale: float = 1000.0,
+        num_classes: int = 0,
     ):
         super().__init__()
         _check_sizes(in_channels, resolution, ch, ch_mult, num_res_blocks, groups)
+        if not (isinstance(num_classes, int) and not isinstance(num_classes, bool)
+                and 0 <= num_classes <= MAX_UNET_CLASSES):
+            raise InputError(f"num_classes must be an int in [0, {MAX_UNET_CLASSES}] "
+                             f"(0: unconditional), got {num_classes!r}")  # fmt: skip
         factor = 2 ** (len(ch_mult) - 1)
         if resolution % factor:
             raise InputError(f"resolution {resolution} must be divisible by {factor}")
         self.in_channels, self.resolution, self.time_scale = in_channels, resolution, time_scale
         self.ch, tdim = ch, 4 * ch
         self.temb = nn.Sequential(nn.Linear(ch, tdim), nn.SiLU(), nn.Linear(tdim, tdim))
+        self.num_classes = num_classes
+        self.label_emb = nn.Embedding(num_classes + 1, tdim) if num_classes else None
         self.conv_in = nn.Conv2d(in_channels, ch, 3, padding=1)
 
         self.down = nn.ModuleList()
@@ -219,7 +233,7 @@ class UNet(nn.Module):
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
 
-    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+    def forward(self, x: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise InputError(
                 f"x must have shape (n, {self.in_channels}, H, W), got {tuple(x.shape)}"
@@ -227,6 +241,17 @@ class UNet(nn.Module):
         if t.ndim == 0:
             t = t.expand(x.shape[0])
         temb = self.temb(timestep_embedding(t * self.time_scale, self.ch).to(x.dtype))
+        if self.label_emb is not None:
+            if y is None:
+                raise InputError(
+                    f"this U-Net is class-conditional ({self.num_classes} classes): call it "
+                    f"as net(x, t, y=labels) — model_kwargs={{'y': labels}} when sampling; "
+                    f"y = {self.num_classes} is the null (unconditional) label"
+                )
+            temb = temb + self.label_emb(check_labels(y, x.shape[0], self.num_classes)).to(temb.dtype)
+        elif y is not None:
+            raise InputError("this U-Net is unconditional (num_classes = 0): it takes no y; "
+                             "train it with num_classes > 0 to condition on labels")  # fmt: skip
         h = self.conv_in(x)
         skips = [h]
         for unit in self.down:  # (ResBlock[, Attn]) units and Downsamples; skip after each
