@@ -82,6 +82,18 @@ class BatchStream:
         return torch.randperm(n, generator=g), torch.rand(n, generator=g) < 0.5
 
     def next(self) -> Tensor:
+        """The next global batch's shard of images, floats in [-1, 1]."""
+        return self.dataset.batch(*self._next_indices())
+
+    def next_labelled(self) -> tuple[Tensor, Tensor]:
+        """The next shard of images and their labels (the same stream as :meth:`next`)."""
+        if self.dataset.labels is None:
+            raise InputError("the dataset has no labels: a class-conditional model needs them")
+        index, flips = self._next_indices()
+        labels = self.dataset.labels[index.to(self.dataset.labels.device)].long()
+        return self.dataset.batch(index, flips), labels
+
+    def _next_indices(self) -> tuple[Tensor, Tensor]:
         if self._perm is None:
             self._perm, self._flips = self._epoch_tables()
         if self.offset + self.global_batch > len(self.dataset):  # drop the last partial batch
@@ -92,7 +104,7 @@ class BatchStream:
         self.offset += self.global_batch
         per = self.global_batch // self.world_size
         lo = self.rank * per
-        return self.dataset.batch(idx[lo : lo + per], flips[lo : lo + per])
+        return idx[lo : lo + per], flips[lo : lo + per]
 
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "offset": self.offset}

@@ -21,18 +21,21 @@ __all__ = ["DATASETS", "DatasetSpec", "register_dataset", "load_dataset_by_name"
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """How to load a dataset: ``load(data_dir, train, resolution)``; its channels."""
+    """How to load a dataset: ``load(data_dir, train, resolution)``; its channels and its
+    number of classes (0: unlabelled)."""
 
     load: Callable[..., ImageDataset]
     channels: int
+    num_classes: int = 0
 
 
 DATASETS: dict[str, DatasetSpec] = {}
 
 
-def register_dataset(name: str, load, channels: int) -> None:
-    """Add ``load(data_dir, train, resolution) -> ImageDataset`` under ``name``."""
-    DATASETS[name] = DatasetSpec(load, channels)
+def register_dataset(name: str, load, channels: int, num_classes: int = 0) -> None:
+    """Add ``load(data_dir, train, resolution) -> ImageDataset`` under ``name`` (labels
+    0 … ``num_classes`` − 1 where it has them)."""
+    DATASETS[name] = DatasetSpec(load, channels, num_classes)
 
 
 def _spec(name: str) -> DatasetSpec:
@@ -47,7 +50,7 @@ def load_dataset_by_name(name: str, data_dir=None, train: bool = True, resolutio
 
 
 register_dataset(
-    "cifar10", lambda data_dir, train, resolution: load_cifar10(data_dir or "data", train), 3
+    "cifar10", lambda data_dir, train, resolution: load_cifar10(data_dir or "data", train), 3, 10
 )
 register_dataset(
     "fashion_mnist",
@@ -55,6 +58,7 @@ register_dataset(
         data_dir, train=train, resolution=resolution or 28
     ),
     1,
+    10,
 )
 register_dataset(
     "synthetic",
@@ -62,4 +66,5 @@ register_dataset(
         512, (1, resolution or 16, resolution or 16), seed=0 if train else 1
     ),
     1,
+    2,
 )

@@ -130,6 +130,9 @@ OPTIONS = (
     Option("--device", "cpu, cuda, cuda:1 … (the default is CUDA where this machine has it)",
            device_name, config=("device",),
            default="cuda" if torch.cuda.is_available() else "cpu"),
+    Option("--conditional", "a class-conditional U-Net trained on the dataset's labels (with "
+           "label dropout for classifier-free guidance); see docs/conditional.md",
+           config=("conditional",), flag_value=True),
     # training options: parsed here, validated by TrainConfig (one place)
     Option("--steps", "training steps", int, config=(*_T, "steps")),
     Option("--batch-size", "global batch", int, config=(*_T, "batch_size")),
@@ -137,6 +140,8 @@ OPTIONS = (
     Option("--seed", "seed of the initial weights, data order and noise", int,
            config=(*_T, "seed")),
     Option("--ckpt-every", "checkpoint period (steps)", int, config=(*_T, "ckpt_every")),
+    Option("--label-dropout", "conditional models: probability that a training label is "
+           "replaced by the null label", float, config=(*_T, "label_dropout")),
     Option("--compile", "torch.compile the model", config=(*_T, "compile"), flag_value=True),
     Option("--channels-last", "channels_last memory format", config=(*_T, "channels_last"),
            flag_value=True),
@@ -306,7 +311,9 @@ def _check_training(cfg: dict) -> None:
     try:
         TrainConfig(**train_config_kwargs(cfg))
     except InputError as err:
-        raise InputError(f"--steps, --batch-size, --lr, --seed, --ckpt-every: {err}") from None
+        raise InputError(
+            f"--steps, --batch-size, --lr, --seed, --ckpt-every, --label-dropout: {err}"
+        ) from None
 
 
 def _error(message: str) -> int:

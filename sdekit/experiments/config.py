@@ -24,6 +24,9 @@ Keys (all recorded in ``config.json`` and in every checkpoint):
   that needs statistics of the training set records them beside it (``sigma_data`` for
   ``"edm"``; ``gaussian``, the stationary Gaussian's mean image and spectrum, for
   ``"gaussian-residual"``), measured by :func:`complete_from_data` when absent.
+- ``conditional``: true for a class-conditional U-Net (``num_classes`` = the dataset's,
+  :data:`sdekit.data.DATASETS`), trained on the dataset's labels with label dropout
+  (``train.label_dropout``) and sampled with ``y=labels`` (and classifier-free guidance).
 - ``train``: :class:`sdekit.training.TrainConfig` fields.
 """
 
@@ -52,6 +55,7 @@ __all__ = [
     "complete_from_data",
     "linear_betas",
     "build_model",
+    "num_classes",
     "load_dataset",
     "train_config_kwargs",
 ]
@@ -170,6 +174,18 @@ def build_sde(cfg: dict) -> NIVPSDE:
     return NIVPSDE.from_betas(cov, betas)
 
 
+def num_classes(cfg: dict) -> int:
+    """The U-Net's number of classes: the dataset's for a ``conditional`` config, else 0."""
+    if not cfg.get("conditional"):
+        return 0
+    event_shape(cfg)  # an unknown dataset is named first
+    k = DATASETS[cfg["dataset"]].num_classes
+    if k < 1:
+        raise InputError(f"dataset {cfg['dataset']!r} has no labels: it cannot train a "
+                         f"conditional model (--conditional)")  # fmt: skip
+    return k
+
+
 def build_model(cfg: dict, sde: NIVPSDE) -> torch.nn.Module:
     """The U-Net as an ε-prediction model ``model(x, t) -> ε̂`` for ``sde``: the config's
     target (:func:`sdekit.models.parameterization_from_config`) wraps the net
@@ -182,6 +198,7 @@ def build_model(cfg: dict, sde: NIVPSDE) -> torch.nn.Module:
     from ..models import check_unet_kwargs
 
     check_unet_kwargs(kwargs, "the config's 'model' section")  # before anything is built
+    kwargs.setdefault("num_classes", num_classes(cfg))
     return parameterization.wrap(UNet(in_channels=c, resolution=h, **kwargs), sde)
 
 

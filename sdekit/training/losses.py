@@ -24,7 +24,7 @@ from torch import Tensor
 from ..errors import InputError
 from ..sde import SDE, expand_to
 
-__all__ = ["sample_training_times", "global_batch_noise", "denoising_loss"]
+__all__ = ["sample_training_times", "global_batch_noise", "drop_labels", "denoising_loss"]
 
 
 def sample_training_times(
@@ -68,6 +68,26 @@ def global_batch_noise(
     return t[lo : lo + x0.shape[0]], noise[lo : lo + x0.shape[0]]
 
 
+def drop_labels(
+    labels: Tensor,
+    probability: float,
+    null_label: int,
+    generator: torch.Generator,
+    *,
+    rank: int,
+    world_size: int,
+) -> Tensor:
+    """Label dropout for classifier-free guidance (Ho & Salimans 2022): each label of the
+    global batch is replaced by ``null_label`` with ``probability``, drawn from
+    ``generator`` for the whole global batch (``world_size`` shards like ``labels``) and
+    cut to this ``rank``'s shard, so N processes drop exactly the labels one would."""
+    n = labels.shape[0] * world_size
+    u = torch.rand(n, generator=generator, device=generator.device, dtype=torch.float64)
+    lo = rank * labels.shape[0]
+    drop = (u[lo : lo + labels.shape[0]] < probability).to(labels.device)
+    return torch.where(drop, torch.full_like(labels, null_label), labels)
+
+
 def denoising_loss(
     sde: SDE,
     model,
@@ -78,6 +98,7 @@ def denoising_loss(
     likelihood_weighting: bool = False,
     loss_space: str = "whitened",
     weight=None,
+    model_kwargs: dict | None = None,
 ) -> Tensor:
     """Per-sample ε-prediction losses, shape ``(n,)`` (see the module docstring).
 
@@ -85,7 +106,8 @@ def denoising_loss(
     whitened ε (same shape as ``x0``); ``model(x_t, t) -> ε̂``; ``weight``: a callable
     ``t -> (n,)`` multiplying each sample's loss, e.g. a parameterisation's w(t) J(t)²
     (:meth:`sdekit.models.Parameterization.eps_loss_weight`), which makes this the
-    network's own loss w ‖out − target‖².
+    network's own loss w ‖out − target‖². ``model_kwargs`` (e.g. ``{"y": labels}`` for a
+    class-conditional net) are passed to every call, ``model(x_t, t, **model_kwargs)``.
     """
     if noise.shape != x0.shape:
         raise InputError(
@@ -94,7 +116,7 @@ def denoising_loss(
     if t.shape != (x0.shape[0],):
         raise InputError(f"t must have shape ({x0.shape[0]},), got {tuple(t.shape)}")
     xt, _ = sde.perturb(x0, t, noise=noise)
-    eps_hat = model(xt, t.to(x0.dtype))
+    eps_hat = model(xt, t.to(x0.dtype), **(model_kwargs or {}))
     if loss_space not in ("whitened", "correlated"):
         raise InputError(f"loss_space must be 'whitened' or 'correlated', got {loss_space!r}")
     err = eps_hat - noise

@@ -23,6 +23,7 @@ import torch
 from .._progress import progress_bar
 from ..data import BatchStream, ImageDataset
 from ..errors import InputError
+from ..models import model_num_classes
 from ..sampling import DEFAULT_SAMPLER, DEFAULT_STEPS, SamplingSpec
 from ..sde import SDE
 from .checkpoint import (
@@ -36,7 +37,7 @@ from .checkpoint import (
 from .distributed import DistInfo
 from .ema import make_ema
 from .images import IMAGE_RANGE
-from .losses import denoising_loss, global_batch_noise
+from .losses import denoising_loss, drop_labels, global_batch_noise
 from .optim import make_optimizer
 from .run_log import MetricsLog, write_sample_grid
 
@@ -59,6 +60,7 @@ class TrainConfig:
     discrete_steps: int | None = 1000  # DDPM's integer timesteps; None: t ~ U(eps, T)
     likelihood_weighting: bool = False
     loss_space: str = "whitened"  # or "correlated": the error of L ε (see losses.py)
+    label_dropout: float = 0.1  # class-conditional nets: P(label → null label), for CFG
     seed: int = 0
     log_every: int = 100
     ckpt_every: int = 5000
@@ -81,6 +83,8 @@ class TrainConfig:
             raise InputError(f"lr must be a finite number > 0, got {self.lr}")
         if self.seed < 0:
             raise InputError(f"seed must be >= 0, got {self.seed}")
+        if not (0 <= self.label_dropout <= 1):
+            raise InputError(f"label_dropout must lie in [0, 1], got {self.label_dropout}")
         if not (0 <= self.ema_decay < 1):
             raise InputError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
 
@@ -129,6 +133,9 @@ class Trainer:
         # a ParameterizedModel brings its own loss; config.loss_space is for plain models
         self.loss_weight = getattr(model, "eps_loss_weight", None)
         self.loss_space = model.loss_space if self.loss_weight else config.loss_space
+        self.num_classes = model_num_classes(model)  # > 0: trains on (image, label) pairs
+        if self.num_classes and dataset.labels is None:
+            raise InputError("the model is class-conditional but the dataset has no labels")
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.ema = make_ema(self.model, config.ema_decay, config.ema_warmup)
@@ -156,18 +163,23 @@ class Trainer:
         """One optimisation step on the next global batch; returns the global mean loss."""
         cfg = self.config
         self.model.train()
-        x0 = self.stream.next().to(self.device, non_blocking=True)
+        if self.num_classes:
+            x0, labels = self.stream.next_labelled()
+        else:
+            x0, labels = self.stream.next(), None
+        x0 = x0.to(self.device, non_blocking=True)
         if cfg.channels_last:
             x0 = x0.contiguous(memory_format=torch.channels_last)
+        shard = {"rank": self.dist.rank, "world_size": self.dist.world_size}
         t, noise = global_batch_noise(
-            self.sde,
-            x0,
-            self.noise_gen,
-            rank=self.dist.rank,
-            world_size=self.dist.world_size,
-            discrete_steps=cfg.discrete_steps,
-            device=self.device,
-        )
+            self.sde, x0, self.noise_gen, discrete_steps=cfg.discrete_steps,
+            device=self.device, **shard,
+        )  # fmt: skip
+        kwargs = {}
+        if labels is not None:
+            labels = labels.to(self.device)
+            null = self.num_classes  # the null label
+            kwargs["y"] = drop_labels(labels, cfg.label_dropout, null, self.noise_gen, **shard)
         amp = cfg.amp and self.device.type == "cuda"
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
             per = denoising_loss(
@@ -179,6 +191,7 @@ class Trainer:
                 likelihood_weighting=cfg.likelihood_weighting,
                 loss_space=self.loss_space,
                 weight=self.loss_weight,
+                model_kwargs=kwargs,
             )
         loss = per.mean()
         self.optimizer.zero_grad(set_to_none=True)
