@@ -99,6 +99,10 @@ def atomic_write(path, write) -> Path:
             os.fsync(f.fileno())
         refuse_symlink(path)  # a link put there while we wrote
         os.replace(tmp, path)
+    except OSError as err:  # a full disk, a quota: name the file it was writing
+        if err.filename is None and err.errno is not None:
+            raise OSError(err.errno, err.strerror, str(path)) from None
+        raise
     finally:
         if tmp.exists() and not os.path.islink(tmp):
             tmp.unlink()

@@ -179,6 +179,7 @@ def bits_per_dim(
     """
     if images.dtype != torch.uint8:
         raise InputTypeError(f"images must be uint8 (0..255), got {images.dtype}")
+    check_generator(generator)  # before the dequantization noise is drawn from it
     x = dequantize(images, generator).to(sde.covariance.dtype or torch.float32)
     logp, nfe = log_likelihood(sde, model, x, generator=generator, **kwargs)
     d = x[0].numel()

@@ -6,6 +6,10 @@ import json
 
 import pytest
 import torch
+from conftest import load_recipe as load
+from test_data import write_fashion
+from test_recipes_training import tiny
+from training_helpers import SHAPE
 
 from sdekit import NIVPSDE, GFFCovariance
 from sdekit.data import ImageDataset, gaussian_field_dataset
@@ -13,11 +17,6 @@ from sdekit.errors import InputError
 from sdekit.models import UNet, model_num_classes
 from sdekit.training import TrainConfig, Trainer
 from sdekit.training.losses import drop_labels
-
-from conftest import load_recipe as load
-from test_data import write_fashion
-from test_recipes_training import tiny
-from training_helpers import SHAPE
 
 
 class LabelRecorder(torch.nn.Module):

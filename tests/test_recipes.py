@@ -17,7 +17,10 @@ def test_radial_power_of_white_noise_is_flat():
 
     from sdekit.metrics import radial_power_spectrum
 
-    k, p = radial_power_spectrum(torch.randn(512, 1, 16, 16))
+    # seeded: the DC bin averages 512 values of a χ²₁, sd ≈ 0.06, so an unseeded draw
+    # crossed the tolerance now and then
+    noise = torch.randn(512, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    k, p = radial_power_spectrum(noise)
     assert k[0] == 0 and torch.allclose(p, torch.ones_like(p, dtype=p.dtype), atol=0.15)
 
 

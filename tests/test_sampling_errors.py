@@ -101,3 +101,27 @@ def test_bad_corrector_snr_and_solver_tolerances(oracle):
     for bad in ({"rtol": -1e-5}, {"atol": -1.0}):
         with pytest.raises(InputError, match=f"{next(iter(bad))} must be a finite number >= 0"):
             sample(oracle.sde, oracle, n=2, sampler="torchdiffeq:dopri5", dtype=F64, **bad)
+
+
+def test_heun_default_grid_is_safe_on_a_steep_schedule():
+    """VP with β_max = 100 (σ̃_T ≈ 7e10): the Karras grid spreads its nodes from
+    KARRAS_SIGMA_MAX, Heun reaches it by one Euler step, and the whitened sample variance
+    converges to 1 (it was 5.5e8 at 10 steps when every node sat at huge σ̃)."""
+    from sdekit import NIVPSDE, GFFCovariance, sample
+    from sdekit.sampling.grids import KARRAS_SIGMA_MAX, karras
+    from sdekit.sde import GaussianOracle
+
+    f64 = torch.float64
+    data = GFFCovariance((1, 4, 4), alpha=1.5, dtype=f64)
+    steep = NIVPSDE(GFFCovariance((1, 4, 4), dtype=f64), beta_min=0.1, beta_max=100.0)
+    t = karras(steep, 11, 1e-3)
+    alpha, sigma = steep.marginal(t)
+    assert float(sigma[0] / alpha[0]) > 1e10 and t[0] == 1.0
+    assert abs(float(sigma[1] / alpha[1]) - KARRAS_SIGMA_MAX) < 1e-6 * KARRAS_SIGMA_MAX
+    oracle = GaussianOracle(steep, 0.0, data)
+    variances = []
+    for steps in (20, 40):
+        x = sample(steep, oracle.eps, n=2000, sampler="heun", steps=steps, dtype=f64,
+                   generator=torch.Generator().manual_seed(0))  # fmt: skip
+        variances.append(float(data.inv_sqrt_apply(x).var()))
+    assert 0.5 < variances[0] < 3 and 0.85 < variances[1] < 1.3

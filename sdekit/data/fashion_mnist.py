@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import logging
 import math
 import struct
@@ -22,6 +23,31 @@ FILES = {
     True: ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     False: ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
+
+#: MD5 of the official files (what a download must match; Debian's package recompresses
+#: them, so files found locally are checked by their IDX headers instead)
+MD5 = {
+    "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+    "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+    "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+    "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+}
+
+
+def download_verified(url: str, target: Path, md5: str) -> Path:
+    """Download ``url`` to ``target`` through a temporary file that is renamed into place
+    only when its MD5 is ``md5``; otherwise it is deleted and :class:`DatasetError` says so."""
+    partial = target.with_name(f".{target.name}.download")
+    urllib.request.urlretrieve(url, partial)
+    digest = hashlib.md5(partial.read_bytes(), usedforsecurity=False).hexdigest()
+    if digest != md5:
+        partial.unlink()
+        raise DatasetError(
+            f"the download of {url} is not the official file: md5 {digest} (expected {md5}); "
+            "it was deleted"
+        )
+    partial.replace(target)
+    return target
 
 
 #: the most elements an IDX header may announce (Fashion-MNIST's train images: 47M)
@@ -107,7 +133,7 @@ def find_fashion_mnist(data_dir=None, download: bool = True) -> Path:
         if (target / n).exists():
             continue
         try:
-            urllib.request.urlretrieve(URL + n, target / n)
+            download_verified(URL + n, target / n, MD5[n])
         except OSError as err:
             raise DatasetError(
                 f"Fashion-MNIST not found in {target} and the download of {n} failed ({err}). "

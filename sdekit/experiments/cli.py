@@ -6,10 +6,12 @@ else the library default of that field), or a field of the sampling specs that
 ``sample`` and ``evaluate`` draw with. ``--help`` shows the chosen preset's values as the
 defaults (``--preset cpu --help`` shows the ``cpu`` preset's).
 
-Errors: a value argparse rejects, or an :class:`~sdekit.errors.InputError` from the library
-(a missing dataset, an unreadable checkpoint, a bad combination of values), ends in one
-``error: …`` line and exit status 2. Any other exception is a bug: its traceback is shown
-and the status is 1.
+Errors: a value argparse rejects, an :class:`~sdekit.errors.InputError` from the library
+(a missing dataset, an unreadable checkpoint, a bad combination of values, a diverged or
+locked run) or an ``OSError`` of the machine (a read-only folder, a full disk) ends in one
+``error: …`` line and exit status 2; SIGINT / SIGTERM during training in a final checkpoint,
+one line and status 128 + the signal's number (130, 143). Any other exception is a bug: its
+traceback is shown and the status is 1.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from ..errors import InputError
 from ..models import DEFAULT_TARGET
 from ..sampling import SamplingSpec
 from ..training import TrainConfig
+from ..training.guards import TrainingInterrupted
+from ..training.run_folder import OLD_RUN_ACTIONS
 from .config import DATA_NOISE, MODEL_TARGETS, SCHEDULES, train_config_kwargs
 from .evaluation import evaluate_run
 from .runs import sample_run, train
@@ -157,7 +161,11 @@ OPTIONS = (
     # run options: not part of the experiment's config
     Option("--run-dir", "output folder (config.json, metrics.jsonl/csv, checkpoints/, samples/);"
            " default runs/<dataset>-<noise>-<preset>", Path),
-    Option("--no-resume", "start over even if a checkpoint exists", flag_value=True),
+    Option("--no-resume", "start a new run; on a folder that holds one, --old-run says what to "
+           "do with it", flag_value=True),
+    Option("--old-run", "with --no-resume on a folder that holds a run: 'archive' moves it to "
+           "<run-dir>.archived-<time>, 'remove' deletes it (default: refuse)", default="refuse",
+           choices=OLD_RUN_ACTIONS),
     Option("--sample-seed", "seed of 'sample'", int, default=0),
     Option("--sampling-grid", "time grid for 'sample' and 'evaluate': the sampler's own ('own'),"
            " DDPM's noise levels on the run's chain ('reference'), or 'auto': reference for an "
@@ -335,7 +343,7 @@ def run_recipe(description: str, presets: dict, dataset: str, argv=None) -> int:
         _check_training(cfg)
         one, table = _specs(args, cfg, run_dir)  # checked before any training
         if args.command in ("all", "train"):
-            train(cfg, run_dir, resume=not args.no_resume)
+            train(cfg, run_dir, resume=not args.no_resume, old_run=args.old_run)
         if args.command in ("all", "sample"):
             png, info = sample_run(
                 run_dir, one, device=cfg["device"], progress=progress, data_dir=args.data_dir
@@ -349,4 +357,10 @@ def run_recipe(description: str, presets: dict, dataset: str, argv=None) -> int:
             print(json.dumps(summary, indent=2))
     except InputError as err:  # the library's validation: names the argument and the fix
         return _error(str(err))
+    except TrainingInterrupted as stop:  # SIGINT / SIGTERM, after a final checkpoint
+        _error(str(stop))
+        return 128 + stop.signum
+    except OSError as err:  # the machine said no: a read-only folder, a full disk, …
+        where = f"{err.filename}: " if err.filename else ""
+        return _error(f"{where}{err.strerror or err}")
     return 0

@@ -24,6 +24,7 @@ from ..errors import InputError
 from ..files import confined, write_text_safely
 from ..sampling import SamplingSpec
 from ..training.images import from_uint8
+from ..training.run_folder import holding_lock
 from .cells import CellStore
 from .config import load_dataset
 from .reports import markdown_table
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 __all__ = ["evaluate_run", "test_bits_per_dim", "write_summary"]
 
 
+@holding_lock("evaluate")
 def evaluate_run(
     run_dir,
     specs: Sequence[SamplingSpec],
@@ -50,7 +52,8 @@ def evaluate_run(
     """Score every spec's samples (FID ± bootstrap sd, precision, recall, log-spectrum
     RMSE) and, when ``bpd_n > 0``, the test bits/dim of the first ``bpd_n`` test images;
     write ``run_dir/<name>.json`` and ``.md``; return the summary. ``data_dir`` replaces the
-    run's dataset folder (:func:`~sdekit.experiments.runs.open_run`)."""
+    run's dataset folder (:func:`~sdekit.experiments.runs.open_run`). The run folder is
+    locked meanwhile (a training or another evaluation of it is refused)."""
     specs = list(specs)
     if not specs or any(s.n is None or s.n < 2 for s in specs):
         raise InputError("specs: give at least one SamplingSpec, each with n >= 2 samples")

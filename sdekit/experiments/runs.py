@@ -3,6 +3,7 @@ and draw samples from it (a PNG grid and an ``.npz`` of 8-bit images)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -19,6 +20,7 @@ from ..files import CheckpointError, atomic_write, write_text_safely
 from ..sampling import SamplingSpec
 from ..training import TrainConfig, Trainer, load_checkpoint, load_state_strict
 from ..training.images import save_image_grid, to_uint8
+from ..training.run_folder import RunLock, check_same_run, clear_run
 from .config import (
     build_model,
     build_sde,
@@ -52,45 +54,68 @@ def _init_distributed() -> bool:
     return False
 
 
-def train(cfg: dict, run_dir, resume: bool = True, device=None) -> Trainer:
-    """Train (or resume) the experiment in ``run_dir``; torchrun-aware."""
+def _resume_defaults() -> dict:
+    """What an absent key of an older config.json means (compared on resume)."""
+    fields = {f"train.{f.name}": f.default for f in dataclasses.fields(TrainConfig)}
+    return {**fields, "conditional": False, "schedule": "linear"}
+
+
+def train(
+    cfg: dict, run_dir, resume: bool = True, device=None, old_run: str = "refuse"
+) -> Trainer:
+    """Train (or resume) the experiment in ``run_dir``; torchrun-aware.
+
+    The folder is locked while training (:class:`~sdekit.training.run_folder.RunLock`: a
+    second writer is refused). ``config.json`` is written once, when the run is created;
+    resuming with another configuration is refused with the differing keys (only the
+    length, logging and device may change: :data:`~sdekit.training.run_folder.RESUMABLE_KEYS`).
+    ``resume=False`` on a folder that holds a run does what ``old_run`` says: ``"refuse"``
+    (the default), ``"archive"`` (move it aside) or ``"remove"``
+    (:func:`~sdekit.training.run_folder.clear_run`)."""
     started = _init_distributed()
     run_dir = Path(run_dir)
+    main = not dist.is_initialized() or dist.get_rank() == 0
     try:
-        dataset = load_dataset(cfg, train=True)
-        cfg = complete_from_data(cfg, lambda: dataset.batch(torch.arange(len(dataset))))
-        tcfg = TrainConfig(**train_config_kwargs(cfg))
-        if dist.is_initialized() and dist.get_rank() != 0:
-            tcfg.progress = False
-        if device is None and cfg.get("device"):
-            device = cfg["device"]
-        if cfg.get("data_on_device") and device not in (None, "cpu"):
-            dataset = dataset.to(device)
-        sde = build_sde(cfg)
-        torch.manual_seed(tcfg.seed)  # the seed fixes the initial weights too
-        trainer = Trainer(
-            sde,
-            build_model(cfg, sde),
-            dataset,
-            tcfg,
-            run_dir,
-            device=device,
-            extra_config={"experiment": cfg},
-        )
-        if trainer.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            write_text_safely(run_dir / "config.json", json.dumps(cfg, indent=2))
-        if resume:
-            trainer.resume_if_possible()
-        t0 = time.perf_counter()
-        start = trainer.step
-        trainer.fit()
-        if trainer.is_main and trainer.step > start:
-            log.info("trained %d steps in %.1f s", trainer.step - start, time.perf_counter() - t0)
-        return trainer
+        with RunLock(run_dir, "train", enabled=main):
+            if not resume:
+                if old_run == "refuse" or main:
+                    clear_run(run_dir, old_run)
+                if dist.is_initialized():
+                    dist.barrier()  # the old run is gone before any rank looks for it
+            dataset = load_dataset(cfg, train=True)
+            cfg = complete_from_data(cfg, lambda: dataset.batch(torch.arange(len(dataset))))
+            if resume:
+                check_same_run(run_dir, cfg, _resume_defaults())
+            return _train(cfg, run_dir, dataset, device)
     finally:
         if started:
             dist.destroy_process_group()
+
+
+def _train(cfg: dict, run_dir: Path, dataset, device) -> Trainer:
+    tcfg = TrainConfig(**train_config_kwargs(cfg))
+    if dist.is_initialized() and dist.get_rank() != 0:
+        tcfg.progress = False
+    if device is None and cfg.get("device"):
+        device = cfg["device"]
+    if cfg.get("data_on_device") and device not in (None, "cpu"):
+        dataset = dataset.to(device)
+    sde = build_sde(cfg)
+    torch.manual_seed(tcfg.seed)  # the seed fixes the initial weights too
+    trainer = Trainer(
+        sde, build_model(cfg, sde), dataset, tcfg, run_dir, device=device,
+        extra_config={"experiment": cfg},
+    )  # fmt: skip
+    config_json = run_dir / "config.json"
+    if trainer.is_main and not os.path.lexists(config_json):  # written once, at creation
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_text_safely(config_json, json.dumps(cfg, indent=2))
+    trainer.resume_if_possible()  # a fresh start finds nothing (clear_run)
+    t0, start = time.perf_counter(), trainer.step
+    trainer.fit()
+    if trainer.is_main and trainer.step > start:
+        log.info("trained %d steps in %.1f s", trainer.step - start, time.perf_counter() - t0)
+    return trainer
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """Networks (the DDPM U-Net) and what they predict (:mod:`.parameterization`)."""
 
+from .labels import check_labels, model_num_classes, null_label
 from .parameterization import (
     DEFAULT_TARGET,
     PARAMETERIZATIONS,
@@ -21,7 +22,6 @@ from .parameterization import (
     register_parameterization,
     whitened_data_std,
 )
-from .labels import check_labels, model_num_classes, null_label
 from .unet import MAX_UNET_CLASSES, MAX_UNET_WIDTH, UNet, check_unet_kwargs, timestep_embedding
 
 __all__ = [

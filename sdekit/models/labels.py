@@ -28,7 +28,8 @@ def check_labels(y, batch: int, num_classes: int, *, name: str = "y", allow_null
                          f"got {tuple(y.shape)}")  # fmt: skip
     top = num_classes if allow_null else num_classes - 1
     if batch and (int(y.min()) < 0 or int(y.max()) > top):
-        what = f"0 … {num_classes - 1}" + (f", or {num_classes} (the null label)" if allow_null else "")
+        what = f"0 … {num_classes - 1}"
+        what += f", or {num_classes} (the null label)" if allow_null else ""
         raise InputError(
             f"{name} must hold labels in {what}; got values in "
             f"[{int(y.min())}, {int(y.max())}]"

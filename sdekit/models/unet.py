@@ -248,7 +248,8 @@ class UNet(nn.Module):
                     f"as net(x, t, y=labels) — model_kwargs={{'y': labels}} when sampling; "
                     f"y = {self.num_classes} is the null (unconditional) label"
                 )
-            temb = temb + self.label_emb(check_labels(y, x.shape[0], self.num_classes)).to(temb.dtype)
+            labels = check_labels(y, x.shape[0], self.num_classes)
+            temb = temb + self.label_emb(labels).to(temb.dtype)
         elif y is not None:
             raise InputError("this U-Net is unconditional (num_classes = 0): it takes no y; "
                              "train it with num_classes > 0 to condition on labels")  # fmt: skip

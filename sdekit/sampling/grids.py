@@ -13,6 +13,8 @@ grid later, e.g. where a :class:`~sdekit.sampling.GaussianTeleport` hands over t
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -71,13 +73,38 @@ def time_quadratic(sde: SDE, num: int, eps: float, start: float | None = None) -
     return torch.linspace(t0**0.5, eps**0.5, num, dtype=torch.float64).square().clamp(eps, t0)
 
 
-def karras(sde: SDE, num: int, eps: float, start: float | None = None, rho: float = 7.0) -> Tensor:
-    """σ̃_i^(1/ρ) uniform, σ̃ = σ/α = e^{−λ} (EDM's schedule, ρ = 7)."""
+#: the largest σ̃ = σ/α that the Karras grid spreads its nodes from: beyond it the data's
+#: share of x̃ = x/α is below 1/1000 of the noise's (unit-scale data), so one step from T
+#: to it is the exact Gaussian map to that accuracy; steep schedules (σ̃_T ≫ 1000, e.g. VP
+#: with β_max = 100) would otherwise spend every node at huge σ̃ and jump to the data in one
+KARRAS_SIGMA_MAX = 1000.0
+
+
+def karras(
+    sde: SDE,
+    num: int,
+    eps: float,
+    start: float | None = None,
+    rho: float = 7.0,
+    sigma_max: float = KARRAS_SIGMA_MAX,
+) -> Tensor:
+    """σ̃_i^(1/ρ) uniform, σ̃ = σ/α = e^{−λ} (EDM's schedule, ρ = 7), from
+    min(σ̃(start), ``sigma_max``) to σ̃(eps). Where σ̃(start) exceeds ``sigma_max``, the
+    first node stays at ``start`` and the other ``num − 1`` follow the schedule from
+    ``sigma_max`` (:data:`KARRAS_SIGMA_MAX`)."""
+    if not (math.isfinite(rho) and rho > 0):
+        raise InputError(f"rho must be a finite number > 0, got {rho!r}")
+    if not (math.isfinite(sigma_max) and sigma_max > 0):
+        raise InputError(f"sigma_max must be a finite number > 0, got {sigma_max!r}")
     t0 = _start(sde, start, eps)
     ends = sde.marginal(torch.tensor([t0, eps], dtype=torch.float64))
-    s_max, s_min = torch.exp(-half_log_snr(*ends))
-    ramp = torch.linspace(0, 1, num, dtype=torch.float64)
+    s_top, s_min = torch.exp(-half_log_snr(*ends))
+    capped = bool(s_top > sigma_max) and num > 2 and float(s_min) < sigma_max
+    s_max = torch.tensor(sigma_max, dtype=torch.float64) if capped else s_top
+    ramp = torch.linspace(0, 1, num - 1 if capped else num, dtype=torch.float64)
     s = (s_max ** (1 / rho) + ramp * (s_min ** (1 / rho) - s_max ** (1 / rho))) ** rho
+    if capped:
+        s = torch.cat([s_top.reshape(1), s])
     return _pin(t_of_half_log_snr(sde, -torch.log(s)), t0, eps)
 
 

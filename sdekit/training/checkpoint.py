@@ -11,6 +11,7 @@ strict state loading, a rotating folder.
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import torch
@@ -28,6 +29,7 @@ __all__ = [
     "load_state_strict",
     "capture_rng",
     "restore_rng",
+    "restore_generator",
     "TRAINER_STATE_KEYS",
     "check_state_keys",
 ]
@@ -70,8 +72,11 @@ def load_state_strict(module: torch.nn.Module, state: dict, what: str, path) -> 
         raise CheckpointError(f"checkpoint {path} does not match the {what}: {err}") from None
 
 
+_STEP_FILE = re.compile(r"step(\d+)\.pt")
+
+
 class CheckpointFolder:
-    """``folder/step{N:07d}.pt`` (the newest ``keep``) and ``folder/latest.pt``."""
+    """``folder/step{N:07d}.pt`` (the newest ``keep``, by step) and ``folder/latest.pt``."""
 
     def __init__(self, folder, keep: int = 2):
         self.folder, self.keep = Path(folder), keep
@@ -80,15 +85,24 @@ class CheckpointFolder:
     def latest(self) -> Path:
         return self.folder / "latest.pt"
 
-    def step_files(self) -> list[Path]:
-        """The ``step*.pt`` files, newest first."""
-        return sorted(self.folder.glob("step*.pt"), reverse=True)
+    def step_files(self) -> list[tuple[int, Path]]:
+        """``(step, path)`` of the ``step*.pt`` files, highest step first (the number in
+        the name, never the name's order)."""
+        found = [(_STEP_FILE.fullmatch(p.name), p) for p in self.folder.glob("step*.pt")]
+        return sorted(((int(m.group(1)), p) for m, p in found if m), reverse=True)
 
     def save(self, state: dict, step: int) -> Path:
-        """Write ``step{step}.pt`` then ``latest.pt`` atomically; drop the oldest step files."""
+        """Write ``step{step}.pt`` then ``latest.pt`` atomically; then drop the step files
+        beyond ``step`` (left by an abandoned future: a resume from an earlier file) and
+        all but the newest ``keep``."""
         path = atomic_save(state, self.folder / f"step{step:07d}.pt")
         atomic_save(state, self.latest)
-        for old in self.step_files()[self.keep :]:
+        files = self.step_files()
+        for s, old in files:
+            if s > step:
+                log.warning("removing %s: it lies past the step %d this run resumed", old, step)
+                old.unlink()
+        for _, old in [f for f in files if f[0] <= step][self.keep :]:
             old.unlink()
         return path
 
@@ -101,7 +115,8 @@ class CheckpointFolder:
         """``(path, state)`` of ``latest.pt``, or of the newest intact ``step*.pt`` when
         ``latest.pt`` is damaged (logged as a warning naming both); ``None`` when the folder
         holds no checkpoint. **Raises:** :class:`CheckpointError` when none is readable."""
-        candidates = ([self.latest] if self.latest.exists() else []) + self.step_files()
+        candidates = [self.latest] if self.latest.exists() else []
+        candidates += [p for _, p in self.step_files()]
         errors = []
         for path in candidates:
             try:
@@ -135,3 +150,21 @@ def restore_rng(state: dict, dist_info: DistInfo, device: torch.device) -> None:
     torch.set_rng_state(rngs[dist_info.rank if len(rngs) > dist_info.rank else 0].cpu())
     if "rng_cuda" in state and device.type == "cuda":
         torch.cuda.set_rng_state(state["rng_cuda"].cpu(), device)
+
+
+def restore_generator(generator: torch.Generator, state: torch.Tensor, reseed: int, path) -> None:
+    """Set ``generator`` to a recorded state; one recorded by a generator of another device
+    type (a CUDA checkpoint resumed on CPU, or the reverse: the states differ in size) cannot
+    continue the same numbers, so the generator is seeded with ``reseed`` instead, with a
+    warning that the resumed run is not bit-identical to continuing where it was."""
+    state = state.cpu()
+    if state.numel() == generator.get_state().numel():
+        generator.set_state(state)
+        return
+    log.warning(
+        "%s: its noise generator was recorded on another device type (state of %d bytes, "
+        "this %s generator has %d): the noise stream restarts from seed %d, so this resume is "
+        "not bit-identical to one on the original device",
+        path, state.numel(), generator.device.type, generator.get_state().numel(), reseed,
+    )  # fmt: skip
+    generator.manual_seed(reseed)

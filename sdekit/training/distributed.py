@@ -43,6 +43,12 @@ class DistInfo:
         dist.all_gather_object(gathered, obj)
         return gathered
 
+    def any(self, flag: bool, device) -> bool:
+        """True if ``flag`` is true on any rank (collective under DDP)."""
+        if not self.enabled:
+            return bool(flag)
+        return bool(self.mean(torch.tensor([float(flag)], device=device)) > 0)
+
     def mean(self, value: torch.Tensor) -> torch.Tensor:
         """The mean of ``value`` over ranks (collective under DDP)."""
         if not self.enabled:

@@ -29,10 +29,11 @@ class MetricsLog:
         self.jsonl, self.csv = self.run_dir / "metrics.jsonl", self.run_dir / "metrics.csv"
 
     def append(self, row: dict) -> None:
-        """Add one row (a dict with at least ``step`` and ``loss``) to both files."""
+        """Add one row (a dict with at least ``step`` and a finite ``loss``; no value may be
+        NaN or infinite, so the file stays valid JSON) to both files."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with open_for_write(self.jsonl, "a") as f:
-            f.write(json.dumps(row) + "\n")
+            f.write(json.dumps(row, allow_nan=False) + "\n")  # valid JSON: no NaN
         self._append_csv(row)
         log.info("step %d loss %.5f", row["step"], row["loss"])
 
@@ -44,13 +45,28 @@ class MetricsLog:
         refuse_symlink(self.csv)
         if not self.jsonl.exists():
             return
-        rows = [json.loads(r) for r in self.jsonl.read_text().splitlines() if r.strip()]
-        rows = [r for r in rows if r.get("step", 0) <= step]
+        rows = [r for r in self._read_rows() if r.get("step", 0) <= step]
         write_text_safely(self.jsonl, "".join(json.dumps(r) + "\n" for r in rows))
         if self.csv.exists():
             self.csv.unlink()
         for r in rows:
             self._append_csv(r)
+
+    def _read_rows(self) -> list[dict]:
+        """The JSONL rows; a torn last line (a crash mid-write) is dropped with a warning,
+        any other unreadable line is an error naming the file and line."""
+        lines = [(i, r) for i, r in enumerate(self.jsonl.read_text().splitlines(), 1) if r.strip()]
+        rows = []
+        for k, (i, text) in enumerate(lines):
+            try:
+                rows.append(json.loads(text))
+            except ValueError:
+                if k == len(lines) - 1:
+                    log.warning("%s: dropping the torn last line %d (%r)", self.jsonl, i, text)
+                    continue
+                raise InputError(f"{self.jsonl}, line {i}, is not a JSON row: {text[:80]!r}; "
+                                 "repair or remove that line to resume") from None  # fmt: skip
+        return rows
 
     def _append_csv(self, row: dict) -> None:
         new = not self.csv.exists()

@@ -32,10 +32,12 @@ from .checkpoint import (
     check_state_keys,
     load_checkpoint,
     load_state_strict,
+    restore_generator,
     restore_rng,
 )
 from .distributed import DistInfo
 from .ema import make_ema
+from .guards import StopSignals, check_finite_loss, check_finite_weights
 from .images import IMAGE_RANGE
 from .losses import denoising_loss, drop_labels, global_batch_noise
 from .optim import make_optimizer
@@ -43,7 +45,11 @@ from .run_log import MetricsLog, write_sample_grid
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TrainConfig", "Trainer"]
+__all__ = ["TrainConfig", "Trainer", "MAX_TRAIN_SEED"]
+
+#: the largest training seed (the data order is drawn from seed · 1 000 003 + epoch, which
+#: must fit a 64-bit generator seed)
+MAX_TRAIN_SEED = 2**32 - 1
 
 
 @dataclass
@@ -81,8 +87,8 @@ class TrainConfig:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise InputError(f"lr must be a finite number > 0, got {self.lr}")
-        if self.seed < 0:
-            raise InputError(f"seed must be >= 0, got {self.seed}")
+        if not (isinstance(self.seed, int) and 0 <= self.seed <= MAX_TRAIN_SEED):
+            raise InputError(f"seed must be an int in [0, 2**32 - 1], got {self.seed!r}")
         if not (0 <= self.label_dropout <= 1):
             raise InputError(f"label_dropout must lie in [0, 1], got {self.label_dropout}")
         if not (0 <= self.ema_decay < 1):
@@ -163,10 +169,7 @@ class Trainer:
         """One optimisation step on the next global batch; returns the global mean loss."""
         cfg = self.config
         self.model.train()
-        if self.num_classes:
-            x0, labels = self.stream.next_labelled()
-        else:
-            x0, labels = self.stream.next(), None
+        x0, y = self.stream.next_labelled() if self.num_classes else (self.stream.next(), None)
         x0 = x0.to(self.device, non_blocking=True)
         if cfg.channels_last:
             x0 = x0.contiguous(memory_format=torch.channels_last)
@@ -175,11 +178,9 @@ class Trainer:
             self.sde, x0, self.noise_gen, discrete_steps=cfg.discrete_steps,
             device=self.device, **shard,
         )  # fmt: skip
-        kwargs = {}
-        if labels is not None:
-            labels = labels.to(self.device)
-            null = self.num_classes  # the null label
-            kwargs["y"] = drop_labels(labels, cfg.label_dropout, null, self.noise_gen, **shard)
+        if y is not None:  # label dropout: the null label (num_classes) trains CFG's branch
+            y = drop_labels(y.to(self.device), cfg.label_dropout, self.num_classes,
+                            self.noise_gen, **shard)  # fmt: skip
         amp = cfg.amp and self.device.type == "cuda"
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
             per = denoising_loss(
@@ -191,9 +192,11 @@ class Trainer:
                 likelihood_weighting=cfg.likelihood_weighting,
                 loss_space=self.loss_space,
                 weight=self.loss_weight,
-                model_kwargs=kwargs,
+                model_kwargs={} if y is None else {"y": y},
             )
         loss = per.mean()
+        self.last_loss = float(self.dist.mean(loss.detach()))
+        check_finite_loss(self.last_loss, self.step + 1, self.scheduler.get_last_lr()[0])
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
@@ -202,32 +205,37 @@ class Trainer:
         self.scheduler.step()
         self.ema.update_parameters(self.model)
         self.step += 1
-        self.last_loss = float(self.dist.mean(loss.detach()))
         return self.last_loss
 
     def fit(self, steps: int | None = None) -> None:
         """Train until ``steps`` (default ``config.steps``) total steps, checkpointing,
-        logging and sampling on the way; a final checkpoint is always written."""
-        cfg = self.config
-        target = cfg.steps if steps is None else steps
+        logging and sampling on the way; a final checkpoint is always written. SIGINT /
+        SIGTERM stop it after the current step, with a final checkpoint, by
+        :class:`~sdekit.training.guards.TrainingInterrupted` (any rank's signal stops every
+        rank at the same step); a non-finite loss or weight by
+        :class:`~sdekit.training.guards.DivergenceError`, before anything is written."""
+        target = self.config.steps if steps is None else steps
+        with StopSignals() as stop:
+            self._fit(self.config, target, stop)
+        stop.raise_if_stopped(self.step, self.checkpoints.latest)
+
+    def _fit(self, cfg: TrainConfig, target: int, stop: StopSignals) -> None:
         if self.is_main:
             self.metrics.trim(self.step)
         show = cfg.progress and self.is_main and self.step < target
         bar = progress_bar(show, total=target, initial=self.step, desc="train", unit="step")
         tick, seen = time.perf_counter(), 0
-        while self.step < target:
+        while self.step < target and not self.dist.any(bool(stop.signum), self.device):
             loss = self.train_step()
             seen += 1
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4f}")
             if self.is_main and (self.step % cfg.log_every == 0 or self.step == target):
-                dt = time.perf_counter() - tick
-                lr = self.scheduler.get_last_lr()[0]
-                speed = seen / dt if dt > 0 else math.nan
-                self.metrics.append(
-                    {"step": self.step, "loss": loss, "lr": lr, "steps_per_s": speed}
-                )
+                dt, lr = time.perf_counter() - tick, self.scheduler.get_last_lr()[0]
+                speed = seen / dt if dt > 0 else None
+                row = dict(step=self.step, loss=loss, lr=lr, steps_per_s=speed)
+                self.metrics.append(row)
                 tick, seen = time.perf_counter(), 0
             if self.step % cfg.ckpt_every == 0:
                 self.save_checkpoint()
@@ -273,6 +281,7 @@ class Trainer:
 
     def save_checkpoint(self) -> Path | None:
         """Write ``checkpoints/step{N}.pt`` and ``checkpoints/latest.pt`` atomically (rank 0)."""
+        check_finite_weights({"model": self.model, "EMA model": self.ema}, self.step)
         state = self.state_dict()  # collective under DDP: every rank takes part
         return self.checkpoints.save(state, self.step) if self.is_main else None
 
@@ -288,8 +297,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.stream.load_state_dict(state["stream"])
-        gen = state["noise_gen"]
-        self.noise_gen.set_state(gen.cpu() if self.device.type == "cpu" else gen)
+        reseed = self.config.seed + 7919 + int(state["step"])
+        restore_generator(self.noise_gen, state["noise_gen"], reseed, path)
         restore_rng(state, self.dist, self.device)
         self.step = int(state["step"])
 
