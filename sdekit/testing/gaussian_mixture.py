@@ -51,9 +51,10 @@ class GaussianMixtureOracle:
         self.sde = sde
         self.components = [GaussianOracle(sde, m, c) for m, c in zip(means, covariances)]
         k = len(self.components)
-        priors = torch.full((k,), 1.0 / k) if priors is None else priors
+        priors = torch.full((k,), 1.0 / k, dtype=torch.float64) if priors is None else priors
         priors = torch.as_tensor(priors, dtype=torch.float64)
-        if priors.shape != (k,) or not bool((priors > 0).all()) or abs(float(priors.sum()) - 1) > 1e-9:
+        positive = priors.shape == (k,) and bool((priors > 0).all())
+        if not positive or abs(float(priors.sum()) - 1) > 1e-6:
             raise InputError(f"priors must be {k} positive numbers summing to 1, got {priors}")
         self.num_classes, self.log_priors = k, priors.log()
 
