@@ -264,7 +264,7 @@ class _ClippedModel:
 
     def __call__(self, x: Tensor, t) -> Tensor:
         eps = self.model(x, t)  # the checked, counted model
-        tvec = batch_time(torch.as_tensor(t, dtype=torch.float64), x).to(torch.float64)
+        tvec = batch_time(torch.as_tensor(t, dtype=torch.float64), x).to(torch.float64)  # as seen
         x0 = self.sde.eps_to_x0(eps, x, tvec).clamp(-self.c, self.c)
         return self.sde.x0_to_eps(x0, x, tvec)
 
