@@ -1,5 +1,6 @@
 """sdekit: score-based diffusion with non-isotropic Gaussian noise N(0, Σ)."""
 
+from . import guidance
 from .covariance import (
     CholeskyCovariance,
     CovarianceOperator,
@@ -55,4 +56,5 @@ __all__ = [
     "bits_per_dim",
     "InputError",
     "InputTypeError",
+    "guidance",
 ]

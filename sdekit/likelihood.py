@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from .errors import InputError, InputTypeError
+from .models.conditioning import bind_model_kwargs
 from .sampling.engine import check_generator, check_model_output, check_tolerances
 from .sampling.torchdiffeq_backend import ADAPTIVE_METHODS, adaptive_options
 from .sde import SDE
@@ -67,6 +68,7 @@ def log_likelihood(
     eps: float | None = None,
     generator: torch.Generator | None = None,
     exact_chunk: int = 64,
+    model_kwargs: dict | None = None,
 ) -> tuple[Tensor, int]:
     """log p_eps(x) in nats per sample by the probability-flow ODE (module docstring).
 
@@ -77,6 +79,8 @@ def log_likelihood(
     - ``trace``: ``"exact"`` (d VJPs per evaluation; small d) or ``"hutchinson"``.
     - ``probes``, ``noise``: number and kind (``"rademacher"``, ``"gaussian"``) of
       Hutchinson probes, fixed along the trajectory.
+    - ``model_kwargs``: keyword arguments of every model call (e.g. ``{"y": labels}``:
+      log p(x | y) of a class-conditional model); per-sample tensors have x's batch.
 
     **Returns:** ``(log_p, nfe)``: a float64-accumulated tensor ``(n,)`` and the number
     of model evaluations.
@@ -103,8 +107,7 @@ def log_likelihood(
         raise InputError(f"eps must lie in (0, T={sde.T}), got {eps}")
 
     n = x.shape[0]
-    if not callable(model):
-        raise InputTypeError(f"model must be callable as model(x, t), got {type(model).__name__}")
+    model = bind_model_kwargs(model, model_kwargs, n)  # model(x, t); checks it is callable
     nfe = 0
 
     def checked(y, t):

@@ -20,6 +20,7 @@ LAYERS = {
     "sde": 1,
     "data": 1,
     "models": 1,
+    "guidance": 1,
     "sampling": 2,
     "testing": 2,
     "likelihood": 3,

@@ -107,3 +107,38 @@ def test_an_optimized_grid_composes_with_a_teleport(oracle):
     spec = SamplingSpec(sampler="heun", steps=7, teleport=jump.max_snr)
     plan = resolve(spec, sde, teleport=jump)
     assert float(plan.grid.t[0]) == jump.time and plan.grid.budget == 6
+
+
+def test_conditioning_fields_keep_the_old_keys_and_are_validated():
+    """Unset conditioning fields are absent from to_dict() and key(): the keys of specs
+    without them are those computed before the fields existed."""
+    assert SamplingSpec().key() == "55438cb0430abf07"
+    old = SamplingSpec(
+        sampler="ddim", steps=10, grid=(1.0, 0.5, 1e-3), options={"eta": 0.5}, clip_x0=1.0,
+        teleport=1.0, n=4, seed=(0, 1),
+    )  # fmt: skip
+    assert old.key() == "0716c17657968a50" and "classes" not in old.to_dict()
+    spec = SamplingSpec(
+        steps=20, classes=[3, 1], guidance=1.5, guidance_interval=[0.1, 0.7],
+        guidance_rescale=0.7,
+    )  # fmt: skip
+    d = json.loads(json.dumps(spec.to_dict()))
+    assert d["classes"] == [3, 1] and d["guidance"] == 1.5 and d["guidance_interval"] == [0.1, 0.7]
+    assert SamplingSpec.from_dict(d) == spec and spec.classes == (3, 1)
+    assert len({spec.key(), spec.replace(guidance=2.0).key(), spec.replace(classes="all").key(),
+                SamplingSpec(steps=20).key()}) == 4  # fmt: skip
+    assert spec.label() == "dpm_solver_2m_20nfe_classes3-1_cfg1.5_interval0.1-0.7_rescale0.7"
+    assert SamplingSpec(classes=2).label() == "dpm_solver_2m_class2"
+    assert SamplingSpec(guidance=1.0, guidance_rescale=0).guidance_rescale is None
+    for bad, match in [
+        (dict(classes=-1), "classes must be"),
+        (dict(classes=[]), "classes must be"),
+        (dict(classes=[1, 1]), "distinct"),
+        (dict(classes="some"), "classes must be"),
+        (dict(guidance=float("inf")), "guidance"),
+        (dict(guidance_interval=(0.1, 0.5)), "need guidance"),
+        (dict(guidance=2.0, guidance_interval=(0.5, 0.1)), "t_lo <= t_hi"),
+        (dict(guidance=2.0, guidance_rescale=1.5), r"\[0, 1\]"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            SamplingSpec(**bad)

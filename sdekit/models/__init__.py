@@ -1,6 +1,14 @@
 """Networks (the DDPM U-Net) and what they predict (:mod:`.parameterization`)."""
 
-from .labels import check_labels, model_num_classes, null_label
+from .conditioning import (
+    BoundModel,
+    bind_model_kwargs,
+    check_model_kwargs,
+    network_passes,
+    repeat_rows,
+    take_rows,
+)
+from .labels import check_labels, class_labels, model_num_classes, null_label
 from .parameterization import (
     DEFAULT_TARGET,
     PARAMETERIZATIONS,
@@ -29,6 +37,13 @@ __all__ = [
     "MAX_UNET_WIDTH",
     "MAX_UNET_CLASSES",
     "check_labels",
+    "class_labels",
+    "bind_model_kwargs",
+    "check_model_kwargs",
+    "BoundModel",
+    "network_passes",
+    "repeat_rows",
+    "take_rows",
     "model_num_classes",
     "null_label",
     "check_unet_kwargs",

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from ..errors import InputError, InputTypeError
 
-__all__ = ["check_labels", "model_num_classes", "null_label"]
+__all__ = ["check_labels", "class_labels", "model_num_classes", "null_label"]
 
 
 def check_labels(y, batch: int, num_classes: int, *, name: str = "y", allow_null: bool = True):
@@ -28,8 +28,8 @@ def check_labels(y, batch: int, num_classes: int, *, name: str = "y", allow_null
                          f"got {tuple(y.shape)}")  # fmt: skip
     top = num_classes if allow_null else num_classes - 1
     if batch and (int(y.min()) < 0 or int(y.max()) > top):
-        what = f"0 … {num_classes - 1}"
-        what += f", or {num_classes} (the null label)" if allow_null else ""
+        null = f", or {num_classes} (the null label)" if allow_null else ""
+        what = f"0 … {num_classes - 1}{null}"
         raise InputError(
             f"{name} must hold labels in {what}; got values in "
             f"[{int(y.min())}, {int(y.max())}]"
@@ -56,3 +56,27 @@ def null_label(model) -> int:
     if k < 1:
         raise InputError("the model is unconditional (num_classes = 0): it has no null label")
     return k
+
+
+def class_labels(classes, n: int, num_classes: int, *, name: str = "classes") -> Tensor:
+    """The labels of ``n`` samples asked for as ``classes``: one label (an int), a list of
+    them, or ``"all"`` (0 … K−1). With m classes the samples come in m contiguous blocks of
+    nearly equal size, class ``classes[j]`` for rows ``j·n/m`` … (a row per class when
+    ``n`` = m × the row length): label_i = classes[⌊i·m/n⌋], shape ``(n,)``, long."""
+    if num_classes < 1:
+        raise InputError(
+            f"{name}: the model is unconditional (num_classes = 0): it takes no class labels; "
+            "sample it without classes, or train a conditional model (num_classes > 0)"
+        )
+    if classes == "all":
+        classes = tuple(range(num_classes))
+    many = isinstance(classes, (list, tuple))
+    values = tuple(classes) if many else (classes,)
+    ok = all(isinstance(c, int) and not isinstance(c, bool) for c in values)
+    if not values or not ok or not all(0 <= c < num_classes for c in values):
+        raise InputError(
+            f"{name} must be a label in 0 … {num_classes - 1}, a non-empty list of them, or "
+            f"'all', got {classes!r}"
+        )
+    table = torch.tensor(values, dtype=torch.long)
+    return table[torch.arange(n) * len(values) // n]

@@ -22,7 +22,9 @@ from torch import Tensor
 
 from .._progress import progress_bar
 from ..errors import InputError, InputTypeError
-from ..sde import SDE
+from ..models.conditioning import network_passes
+from ..sde import SDE, batch_time
+from .conditioning import conditioned_model
 
 __all__ = [
     "Grid",
@@ -81,12 +83,15 @@ class Grid:
 
 @dataclass
 class SampleInfo:
-    """What a call to :func:`sample` did: model evaluations and the grid used."""
+    """What a call to :func:`sample` did: model evaluations (``nfe``), the network passes
+    they made (``network_passes``: ``nfe`` for a plain model, up to 2 × ``nfe`` under
+    classifier-free guidance, whose evaluations run both branches), the grid used."""
 
     nfe: int
     grid: Grid
     sampler: str
     spec: object = None  # the SamplingSpec drawn with
+    network_passes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -216,16 +221,19 @@ def check_model_output(
 
 class _CountingModel:
     """Calls the user's model with t broadcast to (n,), checks its output (shape, dtype,
-    device, finiteness: one reduction per call), counts the calls (NFE)."""
+    device, finiteness: one reduction per call), counts the calls (NFE) and the network
+    passes they made."""
 
     def __init__(self, model, sampler: str, grid: Grid, bar=None):
         self.model, self.sampler, self.grid, self.nfe, self.bar = model, sampler, grid, 0, bar
+        self.passes = 0
 
     def __call__(self, x: Tensor, t) -> Tensor:
         t = torch.as_tensor(t, dtype=torch.float64)
-        tvec = t.to(device=x.device, dtype=x.dtype).expand(x.shape[0]) if t.ndim == 0 else t
+        tvec = batch_time(t, x)
         out = self.model(x, tvec)
         self.nfe += 1
+        self.passes += network_passes(self.model, tvec)
         if self.bar is not None:
             self.bar.update(1)
         return check_model_output(
@@ -256,9 +264,7 @@ class _ClippedModel:
 
     def __call__(self, x: Tensor, t) -> Tensor:
         eps = self.model(x, t)  # the checked, counted model
-        t = torch.as_tensor(t, dtype=torch.float64)
-        tvec = t.to(device=x.device, dtype=x.dtype).expand(x.shape[0]) if t.ndim == 0 else t
-        tvec = tvec.to(torch.float64)  # the time the model saw
+        tvec = batch_time(torch.as_tensor(t, dtype=torch.float64), x).to(torch.float64)  # as seen
         x0 = self.sde.eps_to_x0(eps, x, tvec).clamp(-self.c, self.c)
         return self.sde.x0_to_eps(x0, x, tvec)
 
@@ -273,10 +279,13 @@ def run_plan(
     progress: bool = False,
     dtype: torch.dtype | None = None,
     device=None,
+    model_kwargs: dict | None = None,
 ) -> tuple[Tensor, SampleInfo]:
     """Execute a :class:`~sdekit.sampling.spec.SamplingPlan`: draw x_T (or take it), apply
-    the teleport, run the sampler over the plan's grid with the checked, counted (and,
-    with ``clip_x0``, clamped) model, and take the final denoising step.
+    the teleport, run the sampler over the plan's grid with the conditioned (the spec's
+    classes and guidance, ``model_kwargs`` bound to the batch:
+    :func:`~sdekit.sampling.conditioning.conditioned_model`), checked, counted (and, with
+    ``clip_x0``, clamped) model, and take the final denoising step.
 
     **Returns:** ``(x₀, SampleInfo)``.
     """
@@ -302,6 +311,7 @@ def run_plan(
         if n is not None and n != x_T.shape[0]:
             raise InputError(f"n={n} disagrees with x_T's batch size {x_T.shape[0]}")
         x = x_T
+    conditioned = conditioned_model(spec, model, model_kwargs, x.shape[0], x.device)
     if plan.teleport is not None:
         x = plan.teleport(x)
     evals = plan.entry.evals_per_step
@@ -310,7 +320,7 @@ def run_plan(
         progress, total=None if total is None else total + int(g.denoise), desc=spec.sampler,
         unit="nfe",
     )  # fmt: skip
-    counted = _CountingModel(model, spec.sampler, g, bar)
+    counted = _CountingModel(conditioned, spec.sampler, g, bar)
     eps_model = counted if spec.clip_x0 is None else _ClippedModel(counted, sde, spec.clip_x0)
     try:
         x = plan.entry.fn(sde, eps_model, x, g, generator=generator, **plan.options)
@@ -319,7 +329,8 @@ def run_plan(
     finally:
         if bar is not None:
             bar.close()
-    return x, SampleInfo(nfe=counted.nfe, grid=g, sampler=spec.sampler, spec=spec)
+    info = SampleInfo(counted.nfe, g, spec.sampler, spec, network_passes=counted.passes)
+    return x, info
 
 
 def whitened_noise(x: Tensor, generator: torch.Generator | None) -> Tensor:

@@ -32,6 +32,7 @@ def sample(
     device=None,
     teleport=None,
     spec: SamplingSpec | None = None,
+    model_kwargs: dict | None = None,
     **options,
 ):
     """Draw x₀ by integrating the reverse SDE / probability-flow ODE of ``sde``.
@@ -59,7 +60,7 @@ def sample(
       counted in ``steps``); default: the sampler's choice (``False`` for DPM-Solver's
       noise-prediction samplers, as in its official code; ``True`` otherwise).
     - ``progress``: show a tqdm bar of model evaluations.
-    - ``return_info``: also return a :class:`SampleInfo` (NFE, grid, spec).
+    - ``return_info``: also return a :class:`SampleInfo` (NFE, network passes, grid, spec).
     - ``clip_x0``: for data in [-c, c], clamp the model's x̂₀ = (x - σ L ε̂)/α to
       [-c, c] at every evaluation and use the ε̂ consistent with it (DDPM's
       ``clip_denoised``, diffusers' ``clip_sample``); robust for images.
@@ -69,7 +70,12 @@ def sample(
       approximation (no model call), and the sampler's grid (``steps`` model calls) runs
       from t_s instead of T; an explicit ``grid`` must start at t_s.
     - ``spec``: a whole :class:`~sdekit.sampling.SamplingSpec` instead of the keywords
-      above that it holds (sampler, steps, grid, eps, denoise, clip_x0, options, n).
+      above that it holds (sampler, steps, grid, eps, denoise, clip_x0, options, n; and
+      the conditioning: classes, guidance, guidance_interval, guidance_rescale).
+    - ``model_kwargs``: keyword arguments of every model call, ``model(x, t, **model_kwargs)``
+      (e.g. ``{"y": labels}`` for a class-conditional model or a guidance wrapper,
+      docs/guidance.md); tensors with a first dimension are per sample, with x's batch
+      (checked), and anything else passes unchanged.
     - ``**options``: sampler options (e.g. ``eta`` for DDIM, ``snr`` for PC,
       ``rtol``/``atol`` for adaptive torchdiffeq methods).
 
@@ -87,7 +93,7 @@ def sample(
     plan = resolve(spec, sde, teleport=teleport)
     x, info = run_plan(
         plan, model, x_T=x_T, n=n, generator=generator, progress=progress, dtype=dtype,
-        device=device,
+        device=device, model_kwargs=model_kwargs,
     )  # fmt: skip
     return (x, info) if return_info else x
 

@@ -73,6 +73,7 @@ def optimize_grid(
     device=None,
     teleport=None,
     clip_x0: float | None = None,
+    model_kwargs: dict | None = None,
     **options,
 ):
     """The grid of ``steps`` model calls that brings ``sampler``'s output closest to the
@@ -93,6 +94,8 @@ def optimize_grid(
     - ``teleport``: a :class:`~sdekit.sampling.GaussianTeleport`: the draws are teleported
       first and the grid runs from its hand-over time (pass the same one to ``sample``).
     - ``clip_x0``: the x̂₀ clamp the grid will be sampled with (the reference solve too).
+    - ``model_kwargs``: as for :func:`~sdekit.sample`, for the ``n`` draws (per-sample
+      tensors have ``n`` rows), in the reference solve and every search run.
 
     **Returns:** the grid tensor (float64, decreasing), or a :class:`GridOptimization`.
 
@@ -124,7 +127,10 @@ def optimize_grid(
     t_start = sde.T if teleport is None else teleport.time  # exactly where sampling starts
 
     x_T = sde.prior_sample(n, generator=generator, dtype=dtype, device=device)
-    shared = dict(eps=eps, denoise=denoise, teleport=teleport, clip_x0=clip_x0, return_info=True)
+    shared = dict(
+        eps=eps, denoise=denoise, teleport=teleport, clip_x0=clip_x0, return_info=True,
+        model_kwargs=model_kwargs,
+    )  # fmt: skip
     with torch.no_grad():
         ref, ref_info = sample(
             sde, model, x_T=x_T, sampler="dpm_solver_3m", steps=reference_steps, grid="logsnr",

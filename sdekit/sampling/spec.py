@@ -3,8 +3,9 @@
 A spec is frozen and JSON-serialisable: the sampler, the budget ``steps``, the grid (a named
 grid, explicit times, or a rule resolved against context), solver options, the final
 denoising step, the x̂₀ clamp, a teleport's hand-over SNR, the last time ``eps``, the number
-of samples and the seed(s). It is validated once, when built, and resolved once against an
-SDE by :func:`resolve` into a :class:`SamplingPlan` (the sampler's registry entry, the
+of samples and the seed(s), and the conditioning of a class-conditional model (the classes
+asked for and classifier-free guidance). It is validated once, when built, and resolved once
+against an SDE by :func:`resolve` into a :class:`SamplingPlan` (the sampler's registry entry, the
 :class:`~sdekit.sampling.engine.Grid`, the teleport object), which
 :func:`~sdekit.sampling.engine.run_plan` executes. :func:`~sdekit.sample`'s keywords build a
 spec; the application stores evaluation cells under :meth:`SamplingSpec.key`.
@@ -14,6 +15,15 @@ denoising step included: a sampler spends exactly that many where its structure 
 the largest count below it otherwise (Heun, 2 per interval plus the denoising call, makes
 19 of 20). The grid then has ``entry.intervals(steps − denoise)`` intervals. Samplers whose
 count is not known in advance (adaptive ``torchdiffeq`` methods) take ``steps=None``.
+
+**Conditioning** (docs/guidance.md). ``classes`` asks a class-conditional model for one
+label, a list of labels, or ``"all"`` (0 … K−1): the n samples come in contiguous blocks,
+one per class (:func:`~sdekit.models.labels.class_labels`); ``guidance`` wraps the model in
+:func:`~sdekit.guidance.classifier_free` with that scale (diffusers' convention: 1 is the
+conditional model), ``guidance_interval`` = (t_lo, t_hi) in SDE time and
+``guidance_rescale`` = φ. The conditioning fields are left out of :meth:`SamplingSpec.to_dict`
+(and so of :meth:`SamplingSpec.key`) while unset, so the keys of unconditional specs are
+those they always had.
 
 **Grid rules** need context, given to :func:`resolve`:
 
@@ -38,6 +48,7 @@ import torch
 from torch import Tensor
 
 from ..errors import InputError, InputTypeError
+from ..guidance import check_interval
 from ..sde import SDE
 from .engine import Grid, SamplerEntry, resolve_sampler
 from .grids import GRIDS, transfer_grid
@@ -45,6 +56,7 @@ from .grids import GRIDS, transfer_grid
 __all__ = [
     "DEFAULT_SAMPLER",
     "DEFAULT_STEPS",
+    "CONDITIONING_FIELDS",
     "GRID_RULES",
     "SamplingSpec",
     "SamplingContext",
@@ -57,6 +69,8 @@ __all__ = [
 DEFAULT_SAMPLER = "dpm_solver_2m"
 #: the model-evaluation budget per sample unless told otherwise
 DEFAULT_STEPS = 20
+#: the conditioning fields: absent from to_dict() / key() while None (old keys unchanged)
+CONDITIONING_FIELDS = ("classes", "guidance", "guidance_interval", "guidance_rescale")
 #: grid names that are rules resolved against a :class:`SamplingContext`
 GRID_RULES = ("reference", "optimized")
 _OPTIMIZED_OPTIONS = {"n": 8, "seed": 1, "max_evaluations": 600, "reference_steps": 400}
@@ -87,6 +101,23 @@ def _seeds(seed) -> int | tuple[int, ...]:
     if len(set(seeds)) != len(seeds):
         raise InputError(f"seed: the sampling seeds must be distinct, got {list(seeds)}")
     return seeds if many else seeds[0]
+
+
+def _classes(classes):
+    """``None``, ``"all"``, a label >= 0, or a non-empty tuple of distinct labels >= 0 (the
+    model's number of classes bounds them when sampling)."""
+    if classes is None or classes == "all":
+        return classes
+    many = isinstance(classes, (list, tuple))
+    values = tuple(classes) if many else (classes,)
+    if not values or any(not isinstance(c, int) or isinstance(c, bool) or c < 0 for c in values):
+        raise InputError(
+            f"classes must be a class label (an int >= 0), a non-empty list of them, or "
+            f"'all', got {classes!r}"
+        )
+    if len(set(values)) != len(values):
+        raise InputError(f"classes must be distinct, got {list(values)}")
+    return values if many else values[0]
 
 
 def _json_value(value, name: str):
@@ -130,6 +161,12 @@ class SamplingSpec:
     - ``eps``: the last grid time (``None``: the SDE's default).
     - ``n``: samples to draw; ``seed``: the sampling seed, or several distinct ones (a
       pooled evaluation: :meth:`per_seed` splits it).
+    - ``classes``: the labels asked of a class-conditional model: an int, a tuple of
+      distinct ints, or ``"all"`` (module docstring; ``None``: no labels from the spec).
+    - ``guidance``: the classifier-free guidance scale s (``None``: no guidance; needs
+      labels, from ``classes`` or ``model_kwargs={"y": ...}``).
+    - ``guidance_interval``: ``(t_lo, t_hi)``, guide only at those SDE times.
+    - ``guidance_rescale``: φ ∈ [0, 1] of CFG-rescale (``None`` or 0: off).
     """
 
     sampler: str = DEFAULT_SAMPLER
@@ -143,6 +180,10 @@ class SamplingSpec:
     eps: float | None = None
     n: int | None = None
     seed: int | tuple[int, ...] = 0
+    classes: int | tuple[int, ...] | str | None = None
+    guidance: float | None = None
+    guidance_interval: tuple[float, float] | None = None
+    guidance_rescale: float | None = None
 
     def __post_init__(self):
         set_ = object.__setattr__
@@ -168,6 +209,18 @@ class SamplingSpec:
         set_(self, "eps", _number(self.eps, "eps", positive=False))  # range: resolve()
         set_(self, "n", _number(self.n, "n", int))
         set_(self, "seed", _seeds(self.seed))
+        set_(self, "classes", _classes(self.classes))
+        set_(self, "guidance", _number(self.guidance, "guidance (a CFG scale)", positive=False))
+        guidance_options = (self.guidance_interval, self.guidance_rescale) != (None, None)
+        if self.guidance is None and guidance_options:
+            raise InputError("guidance_interval and guidance_rescale need guidance (a scale)")
+        interval = check_interval(self.guidance_interval, "guidance_interval")
+        set_(self, "guidance_interval", interval)
+        rescale = None if self.guidance_rescale == 0 else self.guidance_rescale  # 0: off
+        rescale = _number(rescale, "guidance_rescale", positive=False)
+        if rescale is not None and not 0 <= rescale <= 1:
+            raise InputError(f"guidance_rescale must lie in [0, 1], got {rescale!r}")
+        set_(self, "guidance_rescale", rescale)
 
     # ------------------------------------------------------------------ values
     @property
@@ -196,6 +249,11 @@ class SamplingSpec:
         d["grid"] = list(self.grid) if isinstance(self.grid, tuple) else self.grid
         d["grid_options"], d["options"] = dict(self.grid_options), dict(self.options)
         d["seed"] = list(self.seed) if isinstance(self.seed, tuple) else self.seed
+        for name in CONDITIONING_FIELDS:  # unset: absent, so older keys stay the same
+            if d[name] is None:
+                del d[name]
+            elif isinstance(d[name], tuple):
+                d[name] = list(d[name])
         return d
 
     @classmethod
@@ -214,7 +272,22 @@ class SamplingSpec:
         """A short readable name, e.g. ``ddim_20nfe`` or ``ancestral_100nfe_teleport1``."""
         steps = "" if self.steps is None else f"_{self.steps}nfe"
         jump = "" if self.teleport is None else f"_teleport{self.teleport:g}"
-        return f"{self.sampler.replace(':', '-')}{steps}{jump}"
+        return f"{self.sampler.replace(':', '-')}{steps}{jump}{self._conditioning_label()}"
+
+    def _conditioning_label(self) -> str:
+        """e.g. ``_class3``, ``_classes0-1-2``, ``_classall_cfg1.5_interval0.1-0.7_rescale0.7``."""
+        out = ""
+        if self.classes is not None:
+            many = isinstance(self.classes, tuple)
+            text = "-".join(map(str, self.classes)) if many else str(self.classes)
+            out += f"_class{'es' if many else ''}{text}"
+        if self.guidance is not None:
+            out += f"_cfg{self.guidance:g}"
+        if self.guidance_interval is not None:
+            out += "_interval{:g}-{:g}".format(*self.guidance_interval)
+        if self.guidance_rescale is not None:
+            out += f"_rescale{self.guidance_rescale:g}"
+        return out
 
 
 @dataclass(frozen=True)
@@ -291,6 +364,7 @@ def _reference_grid(spec, sde, entry, intervals, eps, start, context) -> Tensor:
 
 
 def _optimized_grid(spec, sde, entry, intervals, eps, start, context, teleport) -> Tensor:
+    from .conditioning import conditioned_model
     from .optimize_grid import optimize_grid
 
     if context.model is None:
@@ -301,8 +375,10 @@ def _optimized_grid(spec, sde, entry, intervals, eps, start, context, teleport) 
         raise InputError(f"grid 'optimized': unknown grid_options {sorted(unknown)}")
     device = context.device
     gen = torch.Generator(device or "cpu").manual_seed(int(opts["seed"]))
+    # the grid is fitted to the model as it will be sampled: the spec's classes and guidance
+    model = conditioned_model(spec, context.model, None, int(opts["n"]), device)
     return optimize_grid(
-        sde, context.model, sampler=spec.sampler, steps=spec.steps, denoise=spec.denoise,
+        sde, model, sampler=spec.sampler, steps=spec.steps, denoise=spec.denoise,
         n=int(opts["n"]), generator=gen, eps=eps, teleport=teleport,
         max_evaluations=int(opts["max_evaluations"]),
         reference_steps=int(opts["reference_steps"]), clip_x0=spec.clip_x0,

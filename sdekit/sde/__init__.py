@@ -7,7 +7,7 @@ from .aligned import (
     fourier_eigenvalues,
     snr_crossing_times,
 )
-from .base import SDE, DiscreteChain, ReverseProcess, as_time, expand_to
+from .base import SDE, DiscreteChain, ReverseProcess, as_time, batch_time, expand_to
 from .gaussian_oracle import GaussianOracle
 from .parameterization import eps_from_score, eps_from_v, eps_from_x0
 from .schedules import CosineSchedule, DiscreteSchedule, LinearSchedule, VPSchedule
@@ -32,6 +32,7 @@ __all__ = [
     "eps_from_v",
     "eps_from_score",
     "as_time",
+    "batch_time",
     "expand_to",
     "AlignedLogSNR",
     "chain_log_snr",

@@ -25,7 +25,7 @@ from torch import Tensor
 from ..covariance import CovarianceOperator
 from ..errors import InputError, InputTypeError
 
-__all__ = ["SDE", "ReverseProcess", "DiscreteChain", "as_time", "expand_to"]
+__all__ = ["SDE", "ReverseProcess", "DiscreteChain", "as_time", "batch_time", "expand_to"]
 
 
 def as_time(t, dtype=torch.float64) -> Tensor:
@@ -33,6 +33,13 @@ def as_time(t, dtype=torch.float64) -> Tensor:
     if isinstance(t, Tensor):
         return t if t.is_floating_point() else t.to(dtype)
     return torch.as_tensor(t, dtype=dtype)
+
+
+def batch_time(t, x: Tensor) -> Tensor:
+    """``t`` per sample: a scalar time broadcast to ``(n,)`` in x's dtype and device (a
+    per-sample ``t`` is returned as it is)."""
+    t = as_time(t)
+    return t.to(device=x.device, dtype=x.dtype).expand(x.shape[0]) if t.ndim == 0 else t
 
 
 def expand_to(c: Tensor, x: Tensor) -> Tensor:
@@ -268,8 +275,7 @@ class ReverseProcess:
     def drift(self, x: Tensor, t) -> Tensor:
         """The drift at ``x`` and time ``t`` (scalar or per sample), calling the model once."""
         t = self.sde.check_time(t)
-        tvec = t.to(device=x.device, dtype=x.dtype).expand(x.shape[0]) if t.ndim == 0 else t
-        return self.sde.reverse_drift(x, t, self.model(x, tvec), self.probability_flow)
+        return self.sde.reverse_drift(x, t, self.model(x, batch_time(t, x)), self.probability_flow)
 
     def diffusion_apply(self, z: Tensor, t) -> Tensor:
         if self.probability_flow:

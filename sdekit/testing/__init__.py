@@ -1,7 +1,9 @@
-"""Tools for testing samplers and models: the analytic Gaussian oracle and the exact,
+"""Tools for testing samplers and models: the analytic Gaussian oracle, its class-conditional
+mixture (exact conditional and unconditional ε̂, the exact classifier) and the exact,
 floor-free score of a deterministic sampler configuration."""
 
 from ..sde.gaussian_oracle import GaussianOracle
+from .gaussian_mixture import GaussianMixtureOracle
 from .solver_score import (
     DEFAULT_SPECTRA,
     SolverScore,
@@ -13,6 +15,7 @@ from .solver_score import (
 
 __all__ = [
     "GaussianOracle",
+    "GaussianMixtureOracle",
     "DEFAULT_SPECTRA",
     "SolverScore",
     "data_spectrum",
