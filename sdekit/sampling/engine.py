@@ -22,6 +22,7 @@ from torch import Tensor
 
 from .._progress import progress_bar
 from ..errors import InputError, InputTypeError
+from .afs import AnalyticFirstStep
 from ..sde import SDE
 
 __all__ = [
@@ -306,12 +307,15 @@ def run_plan(
         x = plan.teleport(x)
     evals = plan.entry.evals_per_step
     total = g.budget if g.budget is not None else None if evals is None else evals * g.num_intervals
+    total = None if total is None else total - int(plan.afs)
     bar = progress_bar(
         progress, total=None if total is None else total + int(g.denoise), desc=spec.sampler,
         unit="nfe",
     )  # fmt: skip
     counted = _CountingModel(model, spec.sampler, g, bar)
     eps_model = counted if spec.clip_x0 is None else _ClippedModel(counted, sde, spec.clip_x0)
+    if plan.afs:  # the first call analytic, uncounted (sampling/afs.py)
+        eps_model = AnalyticFirstStep(eps_model, sde)
     try:
         x = plan.entry.fn(sde, eps_model, x, g, generator=generator, **plan.options)
         if g.denoise:
