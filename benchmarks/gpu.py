@@ -20,8 +20,8 @@ speed does not depend on them) at 20 model calls: ``ancestral``, ``dpm_solver_2m
 images, fp32 and bf16 autocast (ε̂ cast back to the sample's dtype), isotropic vs GFF.
 
 Timing: ``--warmup`` untimed steps (compilation happens there), then ``--repeats`` timed
-ones, with ``torch.cuda.synchronize()`` around them. On CPU, bf16 autocast is ignored by
-the Trainer (its rows repeat fp32) and ``torch.compile`` rows are skipped.
+ones, with ``torch.cuda.synchronize()`` around them. On CPU, bf16 autocast is off (the
+Trainer ignores it there; its rows repeat fp32) and ``torch.compile`` rows are skipped.
 """
 
 from __future__ import annotations
@@ -144,14 +144,15 @@ def train_rows(size: Size, device: torch.device, warmup: int, repeats: int, only
 
 
 class _Autocast(torch.nn.Module):
-    """The network under bf16 autocast, ε̂ cast back to the sample's dtype."""
+    """The network under bf16 autocast on CUDA (on CPU, as the Trainer, none: CPU bf16
+    convolutions are emulated and slow), ε̂ cast back to the sample's dtype."""
 
     def __init__(self, net: torch.nn.Module):
         super().__init__()
         self.net = net
 
     def forward(self, x, t):
-        with torch.autocast(x.device.type, dtype=torch.bfloat16):
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.device.type == "cuda"):
             return self.net(x, t).to(x.dtype)
 
 
