@@ -3,6 +3,9 @@ model calls (no Monte Carlo floor), and of the model-calibrated grid (``optimize
 
     python benchmarks/solver_kl.py      # table to stdout; docs/results/solver_kl.csv and
                                         # docs/figures/solver_kl.png
+    python benchmarks/solver_kl.py --only ipndm,deis,afs   # just the configurations whose
+                                        # label contains one of these; their rows replace
+                                        # (or join) those in the CSV, the figure is redrawn
 
 Problem (``sdekit.testing.score_sampler``'s defaults): 1×16×16 Gaussian data with three
 spectra — smooth (|k|^-3), rough (|k|^-1) and nearly white — under ``NIVPSDE`` (β 0.1 → 20)
@@ -60,6 +63,25 @@ CONFIGS = {
         False,
         {},
     ),
+    "dpm_solver_2m [time_quadratic] + afs": ("dpm_solver_2m", "time_quadratic", False, {"afs": True}),
+    "ipndm-4 [time_quadratic]": ("ipndm", "time_quadratic", False, {}),
+    "ipndm-4 [time_quadratic] + afs": ("ipndm", "time_quadratic", False, {"afs": True}),
+    "ipndm-3 [time_quadratic]": ("ipndm", "time_quadratic", False, {"order": 3}),
+    "ipndm-3 [time_quadratic] + afs": ("ipndm", "time_quadratic", False, {"order": 3, "afs": True}),
+    "deis-tAB3 [time_quadratic]": ("deis", "time_quadratic", False, {}),
+    "deis-tAB3 [time_quadratic] + afs": ("deis", "time_quadratic", False, {"afs": True}),
+    "deis-log_rho-3 [time_quadratic] (diffusers' DEIS)": (
+        "deis",
+        "time_quadratic",
+        False,
+        {"variable": "log_rho"},
+    ),
+    "deis-log_rho-3 [time_quadratic] + afs": (
+        "deis",
+        "time_quadratic",
+        False,
+        {"variable": "log_rho", "afs": True},
+    ),
 }
 OPTIMIZED = {"dpm_solver_2m + optimize_grid": ("dpm_solver_2m", False, {})}
 
@@ -68,15 +90,23 @@ def _geomean(values):
     return math.exp(sum(math.log(max(v, 1e-300)) for v in values) / len(values))
 
 
-def run() -> list[dict]:
+def _selected(label: str, only) -> bool:
+    return only is None or any(word in label for word in only)
+
+
+def run(only=None) -> list[dict]:
     rows = []
     for label, (sampler, grid, denoise, opts) in CONFIGS.items():
+        if not _selected(label, only):
+            continue
         for nfe in NFES:
             s = score_sampler(sampler, nfe, grid=grid, denoise=denoise, **opts)
             rows.append({"config": label, "nfe": s.nfe, "kl": s.kl, **s.per_problem})
             print(f"{label:70s} {s.nfe:3d} {s.kl:.3g}", flush=True)
     sde = NIVPSDE(GFFCovariance((1, 16, 16), dtype=torch.float64))
     for label, (sampler, denoise, opts) in OPTIMIZED.items():
+        if not _selected(label, only):
+            continue
         for nfe in NFES:
             per = {}
             for name, spec in DEFAULT_SPECTRA.items():
@@ -101,9 +131,25 @@ def run() -> list[dict]:
     return rows
 
 
+def _merged(rows: list[dict], out: Path) -> list[dict]:
+    """The CSV's rows with those of the configurations in ``rows`` replaced, in CONFIGS'
+    order (configurations no longer listed are dropped)."""
+    fresh = {r["config"] for r in rows}
+    old = []
+    if out.exists():
+        with open(out, newline="") as f:
+            old = [r for r in csv.DictReader(f) if r["config"] not in fresh]
+        for r in old:
+            r["nfe"], r["kl"] = int(r["nfe"]), float(r["kl"])
+    order = {label: i for i, label in enumerate([*CONFIGS, *OPTIMIZED])}
+    every = [r for r in old + rows if r["config"] in order]
+    return sorted(every, key=lambda r: (order[r["config"]], r["nfe"]))
+
+
 def write(rows: list[dict]) -> None:
     out = ROOT / "docs" / "results" / "solver_kl.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
+    rows = _merged(rows, out)
     keys = ["config", "nfe", "kl", *DEFAULT_SPECTRA]
     with open(out, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=keys)
@@ -129,4 +175,10 @@ def write(rows: list[dict]) -> None:
 
 
 if __name__ == "__main__":
-    write(run())
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", help="comma-separated words: run the configurations whose "
+                        "label contains one of them")  # fmt: skip
+    args = parser.parse_args()
+    write(run(None if args.only is None else args.only.split(",")))

@@ -22,6 +22,11 @@ ALL_NATIVE = [
     ("dpmpp_2m", {}),
     ("dpmpp_3m", {}),
     ("dpmpp_2m_sde", {}),
+    ("ipndm", {}),
+    ("deis", {}),
+    ("deis", {"variable": "log_rho"}),
+    ("ipndm", {"afs": True}),
+    ("dpmpp_2s", {"afs": True}),
     ("torchsde:euler", {}),
     ("torchsde:srk", {}),
     ("torchdiffeq:rk4", {}),
@@ -165,6 +170,8 @@ def test_ancestral_is_ddim_with_eta_one():
         ("pc", 10, 9, 4),
         ("torchdiffeq:rk4", 5, 5, 1),
         ("torchsde:srk", 5, 5, 2),
+        ("ipndm", 7, 7, 7),  # no final denoising step by default
+        ("deis", 7, 7, 7),
     ],
 )
 def test_nfe_accounting(name, steps, nfe, intervals):
@@ -174,7 +181,8 @@ def test_nfe_accounting(name, steps, nfe, intervals):
         oracle.sde, oracle, n=2, sampler=name, steps=steps, dtype=F64, return_info=True
     )
     assert info.nfe == nfe
-    assert info.grid.num_intervals == intervals and info.grid.denoise
+    assert info.grid.num_intervals == intervals
+    assert info.grid.denoise == (name not in ("ipndm", "deis"))
 
 
 def test_without_denoise_the_grid_has_steps_plus_one_times():

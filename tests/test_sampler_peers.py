@@ -192,3 +192,27 @@ def test_unipc_bh1_matches_unipc_scheduler_to_sigma_min(setup):
         sde, oracle, x_T=x_T, sampler="unipc", order=3, variant="bh1", grid=grid, denoise=False
     )
     torch.testing.assert_close(y, x, rtol=2e-6, atol=2e-6)
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+@pytest.mark.parametrize("steps", [10, 20])
+def test_deis_log_rho_matches_deis_multistep_scheduler(setup, order, steps):
+    """diffusers' DEIS ("logrho": the Lagrange basis in log ρ = −λ) is sdekit's
+    ``deis`` with ``variable="log_rho"``; its last σ is that of timestep 0 (t = 1/N), no
+    denoising step; lower-order final steps below 15 steps, as diffusers. With its σ in
+    float64 the two agree to rounding."""
+    sde, oracle, x_T = setup
+    s = float64_schedule(diffusers.DEISMultistepScheduler(num_train_timesteps=N, solver_order=order))
+    s.set_timesteps(steps)
+    ac = s.alphas_cumprod[torch.cat([s.timesteps, torch.zeros(1, dtype=torch.long)])]
+    s.sigmas = ((1 - ac) / ac).sqrt()  # diffusers rounds its σ to float32; float64 here
+    model, x = diffusers_model(oracle), x_T.clone()
+    for k in s.timesteps:
+        x = s.step(model(x, k), k, x).prev_sample
+    grid = torch.cat([(s.timesteps.to(F64) + 1) / N, torch.full((1,), 1 / N, dtype=F64)])
+    y, info = sample(
+        sde, oracle, x_T=x_T, sampler="deis", order=order, variable="log_rho",
+        lower_order_final=True, grid=grid, denoise=False, return_info=True,
+    )  # fmt: skip
+    assert info.nfe == steps
+    torch.testing.assert_close(y, x, rtol=1e-9, atol=1e-9)

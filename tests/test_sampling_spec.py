@@ -45,6 +45,21 @@ def test_steps_is_the_model_evaluation_budget(oracle, name):
         assert info.nfe == expected + denoise, (steps, info.nfe)
 
 
+@pytest.mark.parametrize("name", [n for n in NAMES if not resolve_sampler(n).stochastic])
+def test_the_analytic_first_step_keeps_the_budget(oracle, name):
+    """With afs=True the grid is the one steps + 1 calls buy and one call is free: nfe is
+    what steps + 1 would spend, less one."""
+    entry = resolve_sampler(name)
+    for steps in (5, 10):
+        _, info = sdekit.sample(oracle.sde, oracle, n=2, sampler=name, steps=steps, afs=True,
+                                dtype=F64, return_info=True)  # fmt: skip
+        denoise = int(info.grid.denoise)
+        budget = steps - denoise + 1
+        k = entry.evals_per_step
+        expected = budget if name in SINGLESTEP else k * (budget // k)
+        assert info.nfe == expected - 1 + denoise <= steps, (steps, info.nfe)
+
+
 def test_an_adaptive_solver_takes_no_budget(oracle):
     with pytest.raises(ValueError, match="chooses its own steps"):
         sdekit.sample(oracle.sde, oracle, n=2, sampler="torchdiffeq:dopri5", steps=10)

@@ -3,11 +3,13 @@
 from . import (  # noqa: F401  (each module registers its sampler)
     ancestral,
     ddim,
+    deis,
     dpm_solver,
     dpmpp_2m_sde,
     euler,
     euler_maruyama,
     heun,
+    ipndm,
     pc,
     torchdiffeq_backend,
     torchsde_backend,

@@ -1,5 +1,6 @@
-"""Shared by the exponential integrators (DPM-Solver, DPM-Solver++, UniPC, SDE-DPM-Solver++):
-the grid interval, the first-order step and the order of each step.
+"""Shared by the exponential integrators (DPM-Solver, DPM-Solver++, UniPC, SDE-DPM-Solver++,
+iPNDM, DEIS): the grid interval, the first-order step, the order of each step and the
+Adams-type multistep loop of iPNDM and DEIS.
 
 λ = log(α/σ), half the log-SNR (see :mod:`sdekit.sampling.grids`). A step goes from the
 source time s to the target time t < s, h = λ_t − λ_s > 0.
@@ -90,7 +91,7 @@ def step_orders(
     lower_order_final: bool = True,
     below: int | None = LOWER_ORDER_BELOW,
 ) -> list[int]:
-    """The order of each step of a multistep solver of ``order`` (1 to 3).
+    """The order of each step of a multistep solver of ``order`` (1 to 3; iPNDM: 4).
 
     Warm-up: step i (from 0) is at most of order i + 1. With ``lower_order_final``, the
     k-th step from the end is at most of order k (the last first order, the one before at
@@ -116,3 +117,27 @@ def midpoint_estimate(x0, prev, h_prev: float | None, h: float, order: int):
     if order < 2:
         return x0
     return x0 + (x0 - prev) / (2 * (h_prev / h))
+
+
+def noise_multistep(sde, model, x, grid, weights, order: int, lower_order_final: bool):
+    """The multistep loop of iPNDM and DEIS: the DDIM step with the noise m = L ε̂ replaced
+    by a combination of the last k outputs,
+
+        x_t = (α_t/α_s) x_s + α_t (ρ_t − ρ_s) Σ_j w_j m_{i−j},   ρ = σ/α = e^{−λ},  Σ_j w_j = 1,
+
+    i.e. x/α advanced along the probability-flow ODE d(x/α)/dρ = L ε̂ with m held at the
+    combination (at k = 1, w = (1,): DDIM, :func:`first_order_step`). ``weights(steps, i, k)``
+    gives w_0 … w_{k−1} for step i of order k, newest first; the orders come from
+    :func:`step_orders` (warm-up, then ``order``; lower final orders with
+    ``lower_order_final`` below 15 steps)."""
+    steps = intervals(grid)
+    orders = step_orders(len(steps), order, grid.denoise, lower_order_final)
+    hist: list = []  # m at the earlier nodes, newest last
+    for i, (step, k) in enumerate(zip(steps, orders, strict=True)):
+        hist = (hist + [sde.covariance.sqrt_apply(model(x, step.s))])[-order:]
+        w = weights(steps, i, k)
+        m = w[0] * hist[-1]
+        for j in range(1, k):
+            m = m + w[j] * hist[-1 - j]
+        x = first_order_step(x, m, step, noise=True)
+    return x

@@ -24,6 +24,7 @@ from .._progress import progress_bar
 from ..errors import InputError, InputTypeError
 from ..models.conditioning import network_passes
 from ..sde import SDE, batch_time
+from .afs import AnalyticFirstStep
 from .conditioning import conditioned_model
 
 __all__ = [
@@ -316,12 +317,15 @@ def run_plan(
         x = plan.teleport(x)
     evals = plan.entry.evals_per_step
     total = g.budget if g.budget is not None else None if evals is None else evals * g.num_intervals
+    total = None if total is None else total - int(plan.afs)
     bar = progress_bar(
         progress, total=None if total is None else total + int(g.denoise), desc=spec.sampler,
         unit="nfe",
     )  # fmt: skip
     counted = _CountingModel(conditioned, spec.sampler, g, bar)
     eps_model = counted if spec.clip_x0 is None else _ClippedModel(counted, sde, spec.clip_x0)
+    if plan.afs:  # the first call analytic, uncounted (sampling/afs.py)
+        eps_model = AnalyticFirstStep(eps_model, sde)
     try:
         x = plan.entry.fn(sde, eps_model, x, g, generator=generator, **plan.options)
         if g.denoise:

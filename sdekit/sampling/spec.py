@@ -50,6 +50,7 @@ from torch import Tensor
 from ..errors import InputError, InputTypeError
 from ..guidance import check_interval
 from ..sde import SDE
+from .afs import afs_option
 from .engine import Grid, SamplerEntry, resolve_sampler
 from .grids import GRIDS, transfer_grid
 
@@ -315,12 +316,19 @@ class SamplingPlan:
 
     @property
     def options(self) -> dict:
-        return self.spec.sampler_options
+        """The sampler's keyword options (``afs`` is the engine's, :mod:`.afs`)."""
+        return {k: v for k, v in self.spec.sampler_options.items() if k != "afs"}
+
+    @property
+    def afs(self) -> bool:
+        return bool(self.spec.sampler_options.get("afs", False))
 
 
 def budget_intervals(entry: SamplerEntry, spec: SamplingSpec, budget: int) -> int | None:
     """Grid intervals a budget of model evaluations (the final denoising step excluded)
-    buys with ``entry`` (``None``: the sampler's calls are not known in advance)."""
+    buys with ``entry`` (``None``: the sampler's calls are not known in advance); with the
+    analytic first step (option ``afs``) what ``budget + 1`` buys."""
+    budget += int(spec.sampler_options.get("afs", False) is True)  # one call free (.afs)
     if entry.intervals is not None:
         return entry.intervals(budget, spec.sampler_options)
     if entry.evals_per_step is None:
@@ -425,6 +433,7 @@ def resolve(
     if not (0 < eps < sde.T):
         raise InputError(f"eps must lie in (0, T={sde.T}), got {eps}")
     jump = _teleport_of(spec, sde, teleport, context)
+    afs_option(spec.sampler_options, entry, jump)
     start = None if jump is None else jump.time
     if start is not None and not eps < start:
         raise InputError(f"the teleport's hand-over time {start:.6g} is not above eps={eps}")
@@ -439,7 +448,7 @@ def resolve(
                 f"steps={spec.steps} buys {bought} intervals of {spec.sampler!r} but the grid "
                 f"has {t.numel() - 1}; give steps=None to use the grid as it is"
             )
-        grid = Grid.from_times(sde, t, denoise, budget=spec.steps - int(denoise))
+        grid = Grid.from_times(sde, t, denoise, budget=_sampler_budget(spec, spec.steps, denoise))
         return SamplingPlan(spec, sde, entry, grid, jump)
     if spec.grid == "optimized":
         spec_b = spec if spec.steps is not None else spec.replace(steps=DEFAULT_STEPS)
@@ -452,6 +461,12 @@ def resolve(
     else:
         t = GRIDS[spec.grid or entry.default_grid](sde, intervals + 1, eps, start=start)
     return SamplingPlan(spec, sde, entry, Grid.from_times(sde, t, denoise, budget=budget), jump)
+
+
+def _sampler_budget(spec: SamplingSpec, steps: int, denoise: bool) -> int:
+    """The grid's budget: the calls the sampler makes on the intervals, the final denoising
+    step excluded, the analytic first step's free call included."""
+    return steps - int(denoise) + int(spec.sampler_options.get("afs", False) is True)
 
 
 def _intervals(spec: SamplingSpec, entry: SamplerEntry, denoise: bool) -> tuple[int, int | None]:
@@ -467,6 +482,7 @@ def _intervals(spec: SamplingSpec, entry: SamplerEntry, denoise: bool) -> tuple[
     steps = DEFAULT_STEPS if spec.steps is None else spec.steps
     budget = steps - int(denoise)
     intervals = budget_intervals(entry, spec, budget)
+    budget = _sampler_budget(spec, steps, denoise)
     if intervals < 1 and not (denoise and budget == 0):
         raise InputError(
             f"steps={steps} leaves no interval for {spec.sampler!r}"
