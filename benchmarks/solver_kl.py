@@ -63,7 +63,9 @@ CONFIGS = {
         False,
         {},
     ),
-    "dpm_solver_2m [time_quadratic] + afs": ("dpm_solver_2m", "time_quadratic", False, {"afs": True}),
+    "dpm_solver_2m [time_quadratic] + afs": (
+        "dpm_solver_2m", "time_quadratic", False, {"afs": True}
+    ),
     "ipndm-4 [time_quadratic]": ("ipndm", "time_quadratic", False, {}),
     "ipndm-4 [time_quadratic] + afs": ("ipndm", "time_quadratic", False, {"afs": True}),
     "ipndm-3 [time_quadratic]": ("ipndm", "time_quadratic", False, {"order": 3}),

@@ -141,3 +141,26 @@ def test_recipe_conditional_flag_records_and_rebuilds(tmp_path, capsys):
         assert r.run_recipe("t", r.PRESETS, "fashion_mnist", [*synth, "--conditional"]) == 0
     finally:
         r.PRESETS["smoke"].pop("dataset")
+
+
+def test_a_conditional_run_samples_a_block_per_class_with_guidance(tmp_path, capsys):
+    """--conditional end to end: train, then 'sample' with --class / --guidance (and the
+    default 'all'); an unconditional run refuses them in one error line."""
+    data, run = tmp_path / "fm", tmp_path / "run"
+    write_fashion(data, n=16)
+    r = tiny(load("fashion_mnist_nivp"), "smoke")
+    args = ["--preset", "smoke", "--data-dir", str(data), "--run-dir", str(run), "--no-progress"]
+    small = ["--sample-n", "4", "--sample-steps", "3", "--sampler", "dpm_solver_2m"]
+    assert r.run_recipe("t", r.PRESETS, "fashion_mnist", ["all", *args, *small, "--conditional"]) == 0
+    guided = ["sample", *args, *small, "--class", "1,3", "--guidance", "2",
+              "--guidance-interval", "0.1,0.9"]  # fmt: skip
+    assert r.run_recipe("t", r.PRESETS, "fashion_mnist", guided) == 0
+    out = capsys.readouterr().out
+    assert "wrote" in out and len(list((run / "samples").glob("*.png"))) == 2
+    plain = tmp_path / "plain"
+    other = ["--preset", "smoke", "--data-dir", str(data), "--run-dir", str(plain), "--no-progress"]
+    assert r.run_recipe("t", r.PRESETS, "fashion_mnist", ["train", *other]) == 0
+    capsys.readouterr()
+    bad = ["sample", *other, *small, "--guidance", "2"]
+    assert r.run_recipe("t", r.PRESETS, "fashion_mnist", bad) == 2
+    assert "need a conditional run" in capsys.readouterr().err

@@ -20,6 +20,7 @@ import argparse
 import copy
 import dataclasses
 import json
+import keyword
 import logging
 import sys
 from collections.abc import Callable
@@ -61,6 +62,14 @@ def comma_list(item: Callable) -> Callable:
 
     parse.__name__ = f"list of {item.__name__}"
     return parse
+
+
+def class_choice(text: str):
+    """``all``, one class label, or a comma-separated list of them."""
+    if text.strip() == "all":
+        return "all"
+    labels = comma_list(int)(text)
+    return labels[0] if len(labels) == 1 else tuple(labels)
 
 
 def existing_dir(text: str) -> str:
@@ -110,7 +119,8 @@ class Option:
 
     @property
     def dest(self) -> str:
-        return self.flag.removeprefix("--").replace("-", "_")
+        name = self.flag.removeprefix("--").replace("-", "_")
+        return f"{name}_" if keyword.iskeyword(name) else name  # --class → args.class_
 
 
 _T = ("train",)
@@ -174,6 +184,13 @@ OPTIONS = (
            "training set's Gaussian approximation (GaussianTeleport) and hand over to the model "
            "where the largest whitened mode reaches this SNR (e.g. 1); default: sample from T",
            float),
+    Option("--class", "conditional runs, 'sample' and 'evaluate': the class(es) asked for — "
+           "one label, a comma-separated list, or 'all' (the default: a block of samples per "
+           "class)", class_choice),
+    Option("--guidance", "conditional runs: classifier-free guidance scale (1: the conditional "
+           "model, 0: the unconditional one; default: none)", float),
+    Option("--guidance-interval", "guide only at SDE times t_lo ≤ t ≤ t_hi ('t_lo,t_hi'; "
+           "Kynkäänniemi et al. 2024)", comma_list(float)),
     Option("--eval-samplers", "comma-separated samplers for 'evaluate'", comma_list(str),
            default=["ancestral", "ddim", "dpmpp_2m"]),
     Option("--eval-steps", "comma-separated budgets (model evaluations) for 'evaluate'",
@@ -278,8 +295,10 @@ def resolve_config(args, presets: dict, dataset: str) -> dict:
     return cfg
 
 
-_SAMPLE_FLAGS = "--sampler, --sample-steps, --sample-n, --sample-seed, --clip-x0, --teleport-snr"
-_EVAL_FLAGS = "--eval-samplers, --eval-steps, --eval-n, --eval-seed, --clip-x0, --teleport-snr"
+_SAMPLE_FLAGS = ("--sampler, --sample-steps, --sample-n, --sample-seed, --clip-x0, "
+                 "--teleport-snr, --class, --guidance, --guidance-interval")
+_EVAL_FLAGS = ("--eval-samplers, --eval-steps, --eval-n, --eval-seed, --clip-x0, "
+               "--teleport-snr, --class, --guidance, --guidance-interval")
 
 
 def _specs(args, cfg: dict, run_dir: Path) -> tuple[SamplingSpec, list[SamplingSpec]]:
@@ -293,6 +312,7 @@ def _specs(args, cfg: dict, run_dir: Path) -> tuple[SamplingSpec, list[SamplingS
         clip_x0=train_cfg["sample_clip_x0"],
         grid=grid_rule(run_cfg, args.sampling_grid),
         teleport=args.teleport_snr,
+        **_conditioning(args, run_cfg),
     )
     try:
         one = SamplingSpec(
@@ -312,6 +332,26 @@ def _specs(args, cfg: dict, run_dir: Path) -> tuple[SamplingSpec, list[SamplingS
     except InputError as err:
         raise InputError(f"{_EVAL_FLAGS}: {err}") from None
     return one, table
+
+
+def _conditioning(args, run_cfg: dict) -> dict:
+    """The spec's conditioning fields: ``--class`` (default ``"all"`` for a conditional run),
+    ``--guidance``, ``--guidance-interval``; asked of an unconditional run, an error."""
+    asked = args.guidance is not None or args.guidance_interval or args.class_ is not None
+    if not run_cfg.get("conditional"):
+        if asked:
+            raise InputError("--class, --guidance and --guidance-interval need a conditional "
+                             "run (trained with --conditional)")  # fmt: skip
+        return {}
+    interval = args.guidance_interval
+    if interval is not None and len(interval) != 2:
+        raise InputError(f"--guidance-interval takes 't_lo,t_hi', got {interval}")
+    fields = {
+        "classes": "all" if args.class_ is None else args.class_,
+        "guidance": args.guidance,
+        "guidance_interval": interval and tuple(interval),
+    }
+    return {k: v for k, v in fields.items() if v is not None}
 
 
 def _check_training(cfg: dict) -> None:

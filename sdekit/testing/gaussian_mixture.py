@@ -49,7 +49,8 @@ class GaussianMixtureOracle:
                 f"{len(covariances)} covariances"
             )
         self.sde = sde
-        self.components = [GaussianOracle(sde, m, c) for m, c in zip(means, covariances)]
+        pairs = zip(means, covariances, strict=True)
+        self.components = [GaussianOracle(sde, m, c) for m, c in pairs]
         k = len(self.components)
         priors = torch.full((k,), 1.0 / k, dtype=torch.float64) if priors is None else priors
         priors = torch.as_tensor(priors, dtype=torch.float64)

@@ -262,6 +262,7 @@ class Trainer:
         return SamplingSpec(
             sampler=sampler or cfg.sample_sampler, steps=steps or cfg.sample_steps,
             n=n or cfg.sample_n, seed=seed, clip_x0=cfg.sample_clip_x0,
+            classes="all" if self.num_classes else None,  # conditional: a block per class
         )  # fmt: skip
 
     # ---------------------------------------------------------- checkpoints
