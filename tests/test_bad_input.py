@@ -42,13 +42,13 @@ def _run(argv, capsys):
 @pytest.mark.parametrize(
     "argv, expected",
     [
-        (["--steps", "0"], "--steps, --batch-size, --lr, --seed, --ckpt-every: steps must be >= 1, got 0"),
+        (["--steps", "0"], "--steps, --batch-size, --lr, --seed, --ckpt-every, --label-dropout: steps must be >= 1, got 0"),
         (["--batch-size", "0"], "batch_size must be >= 1, got 0"),
-        (["--sample-steps", "0"], "--sample-steps, --sample-n, --sample-seed, --clip-x0, --teleport-snr: steps must be an int >= 1, got 0"),
+        (["--sample-steps", "0"], "--sample-steps, --sample-n, --sample-seed, --clip-x0, --teleport-snr, --class, --guidance, --guidance-interval: steps must be an int >= 1, got 0"),
         (["--lr", "-1"], "lr must be a finite number > 0"),
         (["--steps", "1.5"], "argument --steps: invalid int value: '1.5'"),
-        (["--sampler", "bogus"], "--sampler, --sample-steps, --sample-n, --sample-seed, --clip-x0, --teleport-snr: unknown sampler 'bogus'"),
-        (["--eval-samplers", "ddim,nope"], "--eval-samplers, --eval-steps, --eval-n, --eval-seed, --clip-x0, --teleport-snr: unknown sampler 'nope'"),
+        (["--sampler", "bogus"], "--sampler, --sample-steps, --sample-n, --sample-seed, --clip-x0, --teleport-snr, --class, --guidance, --guidance-interval: unknown sampler 'bogus'"),
+        (["--eval-samplers", "ddim,nope"], "--eval-samplers, --eval-steps, --eval-n, --eval-seed, --clip-x0, --teleport-snr, --class, --guidance, --guidance-interval: unknown sampler 'nope'"),
         (["--eval-steps", "10,0"], "steps must be an int >= 1, got 0"),
         (["--eval-seed", "1,1"], "seed: the sampling seeds must be distinct"),
         (["--teleport-snr", "0"], "teleport (a max SNR) must be > 0 and finite, got 0.0"),

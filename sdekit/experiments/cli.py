@@ -145,7 +145,7 @@ OPTIONS = (
            device_name, config=("device",),
            default="cuda" if torch.cuda.is_available() else "cpu"),
     Option("--conditional", "a class-conditional U-Net trained on the dataset's labels (with "
-           "label dropout for classifier-free guidance); see docs/conditional.md",
+           "label dropout for classifier-free guidance); see docs/guidance.md",
            config=("conditional",), flag_value=True),
     # training options: parsed here, validated by TrainConfig (one place)
     Option("--steps", "training steps", int, config=(*_T, "steps")),

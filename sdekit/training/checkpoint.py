@@ -130,7 +130,8 @@ class CheckpointFolder:
         if errors:
             raise CheckpointError(
                 "no readable checkpoint in "
-                f"{self.folder}: " + "; ".join(errors) + " (start over with --no-resume)"
+                f"{self.folder}: " + "; ".join(errors)
+                + " (start over with --no-resume --old-run archive|remove)"
             )
         return None
 
