@@ -164,3 +164,35 @@ def test_a_conditional_run_samples_a_block_per_class_with_guidance(tmp_path, cap
     bad = ["sample", *other, *small, "--guidance", "2"]
     assert r.run_recipe("t", r.PRESETS, "fashion_mnist", bad) == 2
     assert "need a conditional run" in capsys.readouterr().err
+
+
+def test_evaluating_a_conditional_run_reports_the_accuracy_of_the_asked_classes(
+    tmp_path, monkeypatch
+):
+    from sdekit.metrics.features import FashionClassifier
+
+    monkeypatch.setenv("SDEKIT_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "cache").mkdir()
+    torch.manual_seed(0)
+    torch.save({"model": FashionClassifier().state_dict(), "test_accuracy": 0.5, "epochs": 0},
+               tmp_path / "cache" / "fashion_classifier.pt")  # fmt: skip
+    data, run = tmp_path / "fm", tmp_path / "run"
+    write_fashion(data, n=16)
+    r = tiny(load("fashion_mnist_nivp"), "smoke")
+    args = ["--preset", "smoke", "--data-dir", str(data), "--run-dir", str(run), "--no-progress"]
+    assert r.run_recipe("t", r.PRESETS, "fashion_mnist", ["train", *args, "--conditional"]) == 0
+    cell = ["evaluate", *args, "--eval-steps", "3", "--eval-samplers", "ddim", "--eval-n", "10",
+            "--guidance", "2"]  # fmt: skip
+    assert r.run_recipe("t", r.PRESETS, "fashion_mnist", cell) == 0
+    row = json.loads((run / "evaluation.json").read_text())["rows"][0]
+    assert 0 <= row["accuracy"] <= 1 and row["spec"]["classes"] == "all"
+    assert row["spec"]["guidance"] == 2.0 and "fid" in row
+    # the accuracy is the classifier's agreement with the asked labels (one per class here)
+    from sdekit.metrics.features import load_fashion_classifier
+    from sdekit.training.images import from_uint8
+
+    cells = list((run / "evaluation" / "samples").glob("*.pt"))
+    images = from_uint8(torch.load(cells[0], weights_only=True)["images"])
+    classifier, _ = load_fashion_classifier()
+    agree = (classifier(images).argmax(1) == torch.arange(10)).double().mean()
+    assert row["accuracy"] == round(float(agree), 4)

@@ -22,6 +22,8 @@ import torch
 from .._progress import progress_bar
 from ..errors import InputError
 from ..files import confined, write_text_safely
+from ..models import model_num_classes
+from ..models.labels import class_labels
 from ..sampling import SamplingSpec
 from ..training.images import from_uint8
 from ..training.run_folder import holding_lock
@@ -35,6 +37,14 @@ from .scoring import reference_set, score_samples
 log = logging.getLogger(__name__)
 
 __all__ = ["evaluate_run", "test_bits_per_dim", "write_summary"]
+
+
+def _asked_labels(spec: SamplingSpec, model):
+    """The labels a conditional spec asked for, cell after cell (``None`` without classes)."""
+    if spec.classes is None:
+        return None
+    k = model_num_classes(model)
+    return torch.cat([class_labels(one.classes, one.n, k) for one in spec.per_seed()])
 
 
 @holding_lock("evaluate")
@@ -78,7 +88,7 @@ def evaluate_run(
             "steps": spec.steps,
             "nfe": cells[0]["nfe"],
             "seconds": round(sum(c["seconds"] for c in cells), 2),
-            **score_samples(x, ref, n_boot, spec.seeds[0]),
+            **score_samples(x, ref, n_boot, spec.seeds[0], _asked_labels(spec, model)),
             "cells": [store.relative(one) for one in spec.per_seed()],
             "spec": spec.to_dict(),
         }
