@@ -1,6 +1,6 @@
 """sdekit: score-based diffusion with non-isotropic Gaussian noise N(0, Σ)."""
 
-from . import guidance
+from . import guidance, inverse
 from .covariance import (
     CholeskyCovariance,
     CovarianceOperator,
@@ -9,6 +9,7 @@ from .covariance import (
     GFFCovariance,
     IdentityCovariance,
     KroneckerCovariance,
+    ScaledCovariance,
 )
 from .errors import InputError, InputTypeError
 from .likelihood import bits_per_dim, log_likelihood
@@ -37,6 +38,7 @@ __all__ = [
     "GFFCovariance",
     "CholeskyCovariance",
     "KroneckerCovariance",
+    "ScaledCovariance",
     "SDE",
     "NIVPSDE",
     "NIVESDE",
@@ -57,4 +59,5 @@ __all__ = [
     "InputError",
     "InputTypeError",
     "guidance",
+    "inverse",
 ]

@@ -21,6 +21,7 @@ LAYERS = {
     "data": 1,
     "models": 1,
     "guidance": 1,
+    "inverse": 1,
     "sampling": 2,
     "testing": 2,
     "likelihood": 3,

@@ -8,6 +8,7 @@ from .gff import GFFCovariance, gff_eigenvalues
 from .identity import IdentityCovariance
 from .kronecker import KroneckerCovariance
 from .registry import COVARIANCES, NOISE_NAMES, make_covariance, register_covariance
+from .scaled import ScaledCovariance
 from .statistics import DENSE_LIMIT, GaussianStatistics
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "GFFCovariance",
     "CholeskyCovariance",
     "KroneckerCovariance",
+    "ScaledCovariance",
     "gff_eigenvalues",
     "mirror_frequencies",
     "power_spectrum",

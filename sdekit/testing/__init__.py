@@ -4,6 +4,12 @@ floor-free score of a deterministic sampler configuration."""
 
 from ..sde.gaussian_oracle import GaussianOracle
 from .gaussian_mixture import GaussianMixtureOracle
+from .gaussian_posterior import (
+    MEASUREMENT_KINDS,
+    GaussianPosterior,
+    posterior_kl,
+    referee_measurements,
+)
 from .solver_score import (
     DEFAULT_SPECTRA,
     SolverScore,
@@ -16,6 +22,10 @@ from .solver_score import (
 __all__ = [
     "GaussianOracle",
     "GaussianMixtureOracle",
+    "GaussianPosterior",
+    "posterior_kl",
+    "referee_measurements",
+    "MEASUREMENT_KINDS",
     "DEFAULT_SPECTRA",
     "SolverScore",
     "data_spectrum",
