@@ -80,13 +80,13 @@ def test_run_folder_writes_never_follow_a_symlink(tmp_path):
     """A dangling link at a sample grid's name is skipped (never overwritten, never
     followed); a link at an evaluation summary is refused; nothing appears outside."""
     from sdekit.experiments.evaluation import write_summary
-    from sdekit.experiments.runs import _unused
+    from sdekit.experiments.runs import unused_stem
 
     outside = tmp_path / "outside"
     run = tmp_path / "run"
     (run / "samples").mkdir(parents=True)
     (run / "samples" / "ddim_3steps.png").symlink_to(outside / "grid.png")
-    assert _unused(run / "samples" / "ddim_3steps").name == "ddim_3steps-2"
+    assert unused_stem(run / "samples" / "ddim_3steps").name == "ddim_3steps-2"
     (run / "evaluation.json").symlink_to(outside / "summary.json")
     summary = {"rows": [], "features": None, "samples_per_cell": 2}
     with pytest.raises(ValueError, match="symbolic link"):

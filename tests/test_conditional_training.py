@@ -196,3 +196,33 @@ def test_evaluating_a_conditional_run_reports_the_accuracy_of_the_asked_classes(
     classifier, _ = load_fashion_classifier()
     agree = (classifier(images).argmax(1) == torch.arange(10)).double().mean()
     assert row["accuracy"] == round(float(agree), 4)
+
+
+def test_conditional_study_writes_csv_plot_and_class_grid(tmp_path, monkeypatch):
+    """recipes/conditional_study.py on a tiny conditional run: a row per scale (and interval)
+    with FID, its sd and the accuracy; the plot and the per-class grid."""
+    import csv
+
+    from sdekit.metrics.features import FashionClassifier
+
+    monkeypatch.setenv("SDEKIT_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "cache").mkdir()
+    torch.manual_seed(0)
+    torch.save({"model": FashionClassifier().state_dict(), "test_accuracy": 0.5, "epochs": 0},
+               tmp_path / "cache" / "fashion_classifier.pt")  # fmt: skip
+    data, run = tmp_path / "fm", tmp_path / "run"
+    write_fashion(data, n=16)
+    r = tiny(load("fashion_mnist_nivp"), "smoke")
+    args = ["--preset", "smoke", "--data-dir", str(data), "--run-dir", str(run), "--no-progress"]
+    assert r.run_recipe("t", r.PRESETS, "fashion_mnist", ["train", *args, "--conditional"]) == 0
+    out = tmp_path / "conditional.csv"
+    study = load("conditional_study")
+    study.main([f"gff={run}", "--n", "10", "--samplers", "dpm_solver_2m", "--scales", "0,2",
+                "--out", str(out), "--figures", str(tmp_path)])  # fmt: skip
+    rows = list(csv.DictReader(out.open()))
+    assert [(r["scale"], bool(r["interval"])) for r in rows] == [
+        ("0.0", False), ("2.0", False), ("2.0", True)]  # fmt: skip
+    assert all(r["fid"] and r["fid_sd"] and r["accuracy"] and r["noise"] == "gff" for r in rows)
+    assert [r["network_passes"] for r in rows][:2] == ["20", "40"]  # CFG: both branches
+    assert (tmp_path / "conditional_fid_accuracy.png").is_file()
+    assert (tmp_path / "conditional_gff.png").is_file()

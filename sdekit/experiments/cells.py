@@ -81,6 +81,7 @@ class CellStore:
             "model": self.model,
             "images": to_uint8(x.cpu()),
             "nfe": int(info.nfe),
+            "network_passes": info.network_passes,
             "seconds": round(time.perf_counter() - t0, 2),
             "teleport_time": teleport_time,
         }

@@ -39,12 +39,13 @@ from ..training.guards import TrainingInterrupted
 from ..training.run_folder import OLD_RUN_ACTIONS
 from .config import DATA_NOISE, MODEL_TARGETS, SCHEDULES, train_config_kwargs
 from .evaluation import evaluate_run
+from .restore import MEASUREMENT_NOISES, RESTORE_METHODS, RESTORE_TASKS, restore_run
 from .runs import sample_run, train
 from .sampling import SAMPLING_GRIDS, grid_rule
 
 __all__ = ["OPTIONS", "Option", "build_parser", "parse_args", "resolve_config", "run_recipe"]
 
-COMMANDS = ("all", "train", "sample", "evaluate")
+COMMANDS = ("all", "train", "sample", "evaluate", "restore")
 
 
 # ------------------------------------------------------------------ value types
@@ -203,6 +204,24 @@ OPTIONS = (
            "table on a subset)", default="evaluation"),
     Option("--eval-bpd-n", "test images for bits/dim in 'evaluate' (0: skip; one ODE solve per "
            "batch)", int, default=0),
+    # restore options (docs/inverse.md); 'restore' samples with --sampler, --sample-steps and
+    # --sample-seed
+    Option("--task", "'restore': the measurement — inpainting (central box missing), superres "
+           "(2× block means) or deblur (Gaussian, 1.5 px)", default="inpainting",
+           choices=RESTORE_TASKS),
+    Option("--measurement-noise", "'restore': white or GFF-correlated measurement noise",
+           default="white", choices=MEASUREMENT_NOISES),
+    Option("--noise-std", "'restore': per-pixel standard deviation of the measurement noise "
+           "(in the model's [-1, 1] units)", float, default=0.05),
+    Option("--method", "'restore': the posterior method (sdekit.inverse.posterior_model)",
+           default="pigdm", choices=tuple(RESTORE_METHODS)),
+    Option("--posterior-scale", "'restore': the step size s of dps / pigdm", float,
+           default=1.0),
+    Option("--cg-iters", "'restore', method pigdm: at most this many conjugate-gradient "
+           "iterations (vector-Jacobian products) per model evaluation", int, default=20),
+    Option("--restore-n", "'restore': images to restore", int, default=8),
+    Option("--images", "'restore': an .npz of uint8 images (N, C, H, W) as 'sample' writes "
+           "(default: the test set's first --restore-n)", Path),
 )  # fmt: skip
 
 _TRAIN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
@@ -245,7 +264,8 @@ def build_parser(description: str, presets: dict, preset: str | None = None):
     p.add_argument(
         "command", nargs="?", default="all", choices=COMMANDS,
         help="all = train, then sample a PNG grid; train resumes from the run directory's "
-        "latest checkpoint; sample / evaluate use the EMA weights",
+        "latest checkpoint; sample / evaluate / restore (an inverse problem, docs/inverse.md) "
+        "use the EMA weights",
     )  # fmt: skip
     p.add_argument(
         "--preset", default=preset, choices=list(presets),
@@ -364,6 +384,25 @@ def _check_training(cfg: dict) -> None:
         ) from None
 
 
+def _restore(args, cfg: dict, run_dir: Path, progress: bool) -> dict:
+    """The 'restore' command: restore_run with the command line's measurement and method."""
+    method, options = RESTORE_METHODS[args.method]
+    options = dict(options)
+    if method != "projection":
+        options["scale"] = args.posterior_scale
+    if method == "pigdm":
+        options["cg_max_iter"] = args.cg_iters
+    result = restore_run(
+        run_dir, task=args.task, noise=args.measurement_noise, noise_std=args.noise_std,
+        method=method, method_options=options, n=args.restore_n, images=args.images,
+        seed=args.sample_seed, sampler=cfg["train"]["sample_sampler"],
+        steps=cfg["train"]["sample_steps"], device=cfg["device"], data_dir=args.data_dir,
+        progress=progress,
+    )  # fmt: skip
+    return {"task": args.task, "measurement_noise": args.measurement_noise,
+            "noise_std": args.noise_std, "method": args.method, **result.summary()}  # fmt: skip
+
+
 def _error(message: str) -> int:
     """One ``error:`` line on stderr; the exit status of a bad input."""
     print(f"error: {message}", file=sys.stderr)
@@ -395,6 +434,8 @@ def run_recipe(description: str, presets: dict, dataset: str, argv=None) -> int:
                 name=args.eval_name, progress=progress, data_dir=args.data_dir,
             )  # fmt: skip
             print(json.dumps(summary, indent=2))
+        if args.command == "restore":
+            print(json.dumps(_restore(args, cfg, run_dir, progress), indent=2))
     except InputError as err:  # the library's validation: names the argument and the fix
         return _error(str(err))
     except TrainingInterrupted as stop:  # SIGINT / SIGTERM, after a final checkpoint

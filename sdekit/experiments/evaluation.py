@@ -87,6 +87,7 @@ def evaluate_run(
             "sampler": spec.sampler,
             "steps": spec.steps,
             "nfe": cells[0]["nfe"],
+            "network_passes": cells[0].get("network_passes"),  # per sample (CFG: up to 2 nfe)
             "seconds": round(sum(c["seconds"] for c in cells), 2),
             **score_samples(x, ref, n_boot, spec.seeds[0], _asked_labels(spec, model)),
             "cells": [store.relative(one) for one in spec.per_seed()],

@@ -32,10 +32,18 @@ from .sampling import RunSampler
 
 log = logging.getLogger(__name__)
 
-__all__ = ["train", "TrainedRun", "open_run", "load_trained", "sample_run", "weights_digest"]
+__all__ = [
+    "train",
+    "TrainedRun",
+    "open_run",
+    "load_trained",
+    "sample_run",
+    "unused_stem",
+    "weights_digest",
+]
 
 
-def _unused(stem: Path) -> Path:
+def unused_stem(stem: Path) -> Path:
     """``stem``, or ``stem-2``, ``stem-3`` … : the first whose .png and .npz do not exist."""
     candidate, k = stem, 1
     while any(os.path.lexists(candidate.with_suffix(s)) for s in (".png", ".npz")):
@@ -178,7 +186,7 @@ def sample_run(
     cfg, sde, model = load_trained(run_dir, device, data_dir)
     x, info = RunSampler(cfg, sde, model, device, progress)(spec)
     name = f"{spec.sampler.replace(':', '-')}_{spec.steps}steps"
-    out = _unused(Path(out) if out else Path(run_dir) / "samples" / name)
+    out = unused_stem(Path(out) if out else Path(run_dir) / "samples" / name)
     png = save_image_grid(x, out.with_suffix(".png"))
     images = to_uint8(x.cpu()).numpy()
     atomic_write(out.with_suffix(".npz"), lambda f: np.savez_compressed(f, images=images))
