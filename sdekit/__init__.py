@@ -9,6 +9,8 @@ from .covariance import (
     GFFCovariance,
     IdentityCovariance,
     KroneckerCovariance,
+    MatrixFreeCovariance,
+    OffsetNoiseCovariance,
     ScaledCovariance,
 )
 from .errors import InputError, InputTypeError
@@ -38,6 +40,8 @@ __all__ = [
     "GFFCovariance",
     "CholeskyCovariance",
     "KroneckerCovariance",
+    "MatrixFreeCovariance",
+    "OffsetNoiseCovariance",
     "ScaledCovariance",
     "SDE",
     "NIVPSDE",

@@ -17,6 +17,8 @@ from sdekit import (
     GFFCovariance,
     IdentityCovariance,
     KroneckerCovariance,
+    OffsetNoiseCovariance,
+    ScaledCovariance,
 )
 
 F64 = torch.float64
@@ -91,10 +93,22 @@ def make_case(name: str, shape: tuple[int, ...]):
         Ss = torch.from_numpy(dense_fourier(lam[None]))
         op = KroneckerCovariance(Sc, GFFCovariance((1, H, W), dtype=F64))
         return op, torch.kron(Sc, Ss)
+    if name == "blue":
+        lam = gff_spectrum_reference(*shape[-2:], alpha=-0.5)
+        full = np.broadcast_to(lam, shape)
+        return GFFCovariance(shape, alpha=-0.5, dtype=F64), torch.from_numpy(dense_fourier(full))
+    if name == "offset":  # I + s² 11ᵀ per channel, built by hand
+        c, n = shape[0], int(np.prod(shape[1:]))
+        block = torch.eye(n, dtype=F64) + 0.3**2 * torch.ones(n, n, dtype=F64)
+        return OffsetNoiseCovariance(shape, 0.3, dtype=F64), torch.block_diag(*[block] * c)
+    if name == "scaled":
+        S = random_spd(d, seed=6)
+        return ScaledCovariance(CholeskyCovariance(S, shape), 0.7), 0.49 * S
     raise KeyError(name)
 
 
-FAMILIES = ["identity", "diagonal", "fourier", "fourier_shared", "gff", "cholesky", "kronecker"]
+FAMILIES = ["identity", "diagonal", "fourier", "fourier_shared", "gff", "cholesky", "kronecker",
+            "blue", "offset", "scaled"]  # fmt: skip
 SHAPES = [(1, 4, 4), (2, 5, 6), (3, 7, 5), (3, 8, 8)]
 
 

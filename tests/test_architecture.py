@@ -14,6 +14,7 @@ RECIPES = sorted((ROOT.parent / "recipes").glob("*.py"))
 #: lower number = lower layer; a module may import its own layer or lower ones only
 LAYERS = {
     "_progress": 0,
+    "_cg": 0,
     "errors": 0,
     "files": 0,
     "covariance": 0,
@@ -22,6 +23,7 @@ LAYERS = {
     "models": 1,
     "guidance": 1,
     "inverse": 1,
+    "integrations": 2,
     "sampling": 2,
     "testing": 2,
     "likelihood": 3,

@@ -7,6 +7,8 @@ from .fourier import FourierCovariance, mirror_frequencies, power_spectrum
 from .gff import GFFCovariance, gff_eigenvalues
 from .identity import IdentityCovariance
 from .kronecker import KroneckerCovariance
+from .matrix_free import MatrixFreeCovariance
+from .offset import OffsetNoiseCovariance
 from .registry import COVARIANCES, NOISE_NAMES, make_covariance, register_covariance
 from .scaled import ScaledCovariance
 from .statistics import DENSE_LIMIT, GaussianStatistics
@@ -19,6 +21,8 @@ __all__ = [
     "GFFCovariance",
     "CholeskyCovariance",
     "KroneckerCovariance",
+    "MatrixFreeCovariance",
+    "OffsetNoiseCovariance",
     "ScaledCovariance",
     "gff_eigenvalues",
     "mirror_frequencies",

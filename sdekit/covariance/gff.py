@@ -48,13 +48,13 @@ def _check_representable(lam, grid, alpha, dc_frequency) -> None:
     budget = 0.5 * math.log(torch.finfo(lam.dtype).max)  # margin for the mean
     k2max = (h // 2) ** 2 + (w // 2) ** 2
     spread = max(math.log(max(k2max, 1)), abs(2 * math.log(dc_frequency)), 1e-12)
-    lo, hi = (
+    lo, hi = sorted(
         (math.exp(-budget / (2 * alpha)), math.exp(budget / (2 * alpha))) if alpha else (0, 0)
     )
     raise InputError(
         f"alpha={alpha} with dc_frequency={dc_frequency} on a {h}×{w} grid gives eigenvalues "
         f"|k|^(-2 alpha) that {lam.dtype} cannot hold (0, inf or NaN): the usable range "
-        f"here is about alpha <= {budget / spread:.3g} at this dc_frequency, and "
+        f"here is about |alpha| <= {budget / spread:.3g} at this dc_frequency, and "
         f"dc_frequency in [{lo:.3g}, {hi:.3g}] at this alpha (or use dtype=torch.float64)"
     )
 
@@ -67,7 +67,9 @@ class GFFCovariance(FourierCovariance):
 
     **Arguments:**
     - ``event_shape``: ``(..., H, W)``, e.g. ``(3, 32, 32)``.
-    - ``alpha``: the spectral exponent (≥ 0; 0 gives white noise).
+    - ``alpha``: the spectral exponent, of either sign: α > 0 weights low frequencies (1 the
+      paper's GFF, ½ pink noise, power ∝ 1/|k|), 0 is white noise, α < 0 weights high
+      frequencies (−½ blue noise, power ∝ |k|).
     - ``dc_frequency``: the |k| used for the DC mode (> 0). A zero DC would make
       Σ singular (no score, no likelihood, no change of mean colour).
     - ``normalize``: divide λ by its mean so every pixel has unit variance.
@@ -86,8 +88,9 @@ class GFFCovariance(FourierCovariance):
         event_shape = as_event_shape(event_shape)
         if len(event_shape) < 2:
             raise InputError(f"event_shape must be (..., H, W), got {event_shape}")
-        if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha >= 0):
-            raise InputError(f"alpha must be a real number >= 0 and finite, got {alpha!r}")
+        if not (isinstance(alpha, (int, float)) and not isinstance(alpha, bool)
+                and math.isfinite(alpha)):  # fmt: skip
+            raise InputError(f"alpha must be a finite real number, got {alpha!r}")
         if not (
             isinstance(dc_frequency, (int, float))
             and math.isfinite(dc_frequency)

@@ -4,6 +4,10 @@ Each entry builds an operator for an ``event_shape`` from plain (JSON-able) para
 
 - ``isotropic`` (aliases ``identity``, ``white``): :class:`IdentityCovariance`;
 - ``gff``: :class:`GFFCovariance` (``alpha``, ``dc_frequency``, ``normalize``);
+- ``pink`` / ``blue``: coloured power-law noise, a GFF with α = ½ (power ∝ 1/|k|) / α = −½
+  (power ∝ |k|), unit mean variance;
+- ``offset``: :class:`OffsetNoiseCovariance` (``strength``, diffusers' ``noise_offset``,
+  default 0.1): white noise plus a per-channel constant, exact;
 - ``diagonal``: :class:`DiagonalCovariance` (``variances``, broadcast to the shape);
 - ``fourier``: :class:`FourierCovariance` (``eigenvalues`` on the H×W grid);
 - ``cholesky``: :class:`CholeskyCovariance` (``matrix``, d × d);
@@ -32,6 +36,7 @@ from .fourier import FourierCovariance
 from .gff import GFFCovariance
 from .identity import IdentityCovariance
 from .kronecker import KroneckerCovariance
+from .offset import OffsetNoiseCovariance
 
 __all__ = [
     "COVARIANCES",
@@ -90,6 +95,24 @@ register_covariance(
     lambda event_shape, **kw: GFFCovariance(event_shape, **kw),
     shape_only=True,
     about="Gaussian Free Field, λ_k ∝ |k|^-2α (the paper's)",
+)
+register_covariance(
+    "pink",
+    lambda event_shape: GFFCovariance(event_shape, alpha=0.5),
+    shape_only=True,
+    about="pink noise, power ∝ 1/|k| (GFF with α = ½)",
+)
+register_covariance(
+    "blue",
+    lambda event_shape: GFFCovariance(event_shape, alpha=-0.5),
+    shape_only=True,
+    about="blue noise, power ∝ |k| (GFF with α = −½)",
+)
+register_covariance(
+    "offset",
+    lambda event_shape, strength=0.1: OffsetNoiseCovariance(event_shape, strength),
+    shape_only=True,
+    about="offset noise, I + s² 11ᵀ per channel (diffusers' noise_offset s, default 0.1)",
 )
 register_covariance("diagonal", _diagonal, shape_only=False, about="per-element variances")
 register_covariance(

@@ -10,7 +10,7 @@ n ~ N(0, Σ_y), solved by sampling p(x | y) with any sampler (docs/inverse.md).
 The exact referee for Gaussian data is :class:`sdekit.testing.GaussianPosterior`.
 """
 
-from .cg import CGResult, conjugate_gradients
+from .._cg import CGResult, conjugate_gradients
 from .measurement import Measurement
 from .operators import LinearOperator, gaussian_kernel
 from .posterior import METHODS, PosteriorModel, posterior_model

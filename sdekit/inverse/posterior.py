@@ -39,10 +39,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .._cg import conjugate_gradients
 from ..errors import InputError, InputTypeError
 from ..models.labels import model_num_classes
 from ..sde import SDE, batch_time, expand_to
-from .cg import conjugate_gradients
 from .measurement import Measurement
 
 __all__ = ["METHODS", "PosteriorModel", "posterior_model"]
@@ -205,12 +205,18 @@ class PiGDM(PosteriorModel):
             def prior_part(u):  # A (σ²/α) J Σ Aᵀ u = A (σ²/α) Σ Jᵀ Aᵀ u
                 return meas.forward(c * cov.apply(_vjp(x0, xg, meas.adjoint(u), retain=True)))
 
-        solved = conjugate_gradients(
-            lambda u: prior_part(u) + noise.apply(u),
-            resid,
-            rtol=self.config["cg_rtol"],
-            max_iter=self.config["cg_max_iter"],
-        )
+        try:
+            solved = conjugate_gradients(
+                lambda u: prior_part(u) + noise.apply(u),
+                resid,
+                rtol=self.config["cg_rtol"],
+                max_iter=self.config["cg_max_iter"],
+            )
+        except InputError as err:
+            raise InputError(
+                f"{err} (ΠGDM's Tweedie covariance: the model's denoiser Jacobian is far from "
+                "symmetric positive semi-definite here; use covariance='isotropic')"
+            ) from None
         grad = _vjp(x0, xg, meas.adjoint(solved.solution))
         extra = solved.iterations if self.config["covariance"] == "tweedie" else 0
         self.last_passes = 2 + extra

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..errors import InputError
+from .errors import InputError
 
 __all__ = ["CGResult", "conjugate_gradients"]
 
@@ -67,8 +67,7 @@ def conjugate_gradients(
         if bool((active & (pmp <= 0)).any()):
             raise InputError(
                 "conjugate gradients met <p, M p> <= 0: the system matrix is not positive-"
-                "definite (for ΠGDM's Tweedie covariance: the model's denoiser Jacobian is "
-                "far from symmetric positive semi-definite; use covariance='isotropic')"
+                "definite"
             )
         alpha = torch.where(active, rr / pmp.clamp_min(1e-300), torch.zeros_like(rr))
         v = v + alpha * p
