@@ -1,0 +1,1 @@
+"""Bridges to other libraries' models (imported on use): :mod:`sdekit.integrations.diffusers`."""
