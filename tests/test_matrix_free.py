@@ -117,3 +117,32 @@ def test_practitioners_noises_by_name():
     lp, lb = pink.fourier_spectrum()[0], blue.fourier_spectrum()[0]
     assert float(lp[0, 1]) > float(lp[4, 4]) and float(lb[0, 1]) < float(lb[4, 4])
     assert abs(float(lp.mean()) - 1) < 1e-6 and abs(float(lb.mean()) - 1) < 1e-6
+
+
+def test_pyramid_noise_exact_and_its_stationary_equivalent():
+    """The exact covariance is the generating process's; the stationary one is its diagonal in
+    the Fourier basis; the gap between them is measured (and small)."""
+    import torch.nn.functional as F
+
+    from sdekit.covariance.pyramid import pyramid_covariance, pyramid_stationarity_gap
+
+    h, d, n = 8, 64, 40000
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 1, h, h, generator=g, dtype=F64)
+    for i in range(1, 4):
+        z = torch.randn(n, 1, h >> i, h >> i, generator=g, dtype=F64)
+        x = x + 0.8**i * F.interpolate(z, size=(h, h), mode="bilinear", align_corners=False)
+    emp = torch.cov(x.reshape(n, -1).T)
+    exact = pyramid_covariance((1, h, h), 0.8, exact=True)
+    S = exact.matvec(torch.eye(d, dtype=F64).reshape(d, 1, h, h)).reshape(d, d)
+    assert float(S.diagonal().mean()) == pytest.approx(1.0, abs=1e-12)
+    assert float((emp / emp.diagonal().mean() - S).abs().max()) < 0.03  # 40k draws
+    stationary = pyramid_covariance((1, h, h), 0.8)
+    from conftest import dft2_matrix
+
+    Fm = torch.from_numpy(dft2_matrix(h, h))
+    diag = (Fm @ S.to(torch.complex128) @ Fm.conj().T).diagonal().real.reshape(h, h)
+    torch.testing.assert_close(stationary.fourier_spectrum()[0], diag, rtol=1e-10, atol=1e-12)
+    gap = pyramid_stationarity_gap((1, h, h), 0.8)
+    assert 0 < gap < 0.05
+    assert make_covariance("pyramid", (1, 8, 8)).fourier_spectrum() is not None

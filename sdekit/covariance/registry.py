@@ -8,6 +8,9 @@ Each entry builds an operator for an ``event_shape`` from plain (JSON-able) para
   (power ∝ |k|), unit mean variance;
 - ``offset``: :class:`OffsetNoiseCovariance` (``strength``, diffusers' ``noise_offset``,
   default 0.1): white noise plus a per-channel constant, exact;
+- ``pyramid``: pyramid (multi-resolution) noise, the stationary Fourier equivalent of its
+  exact covariance (``discount`` 0.8, ``levels``; :func:`~sdekit.covariance.pyramid.
+  pyramid_covariance` with ``exact=True`` gives the exact, matrix-free one);
 - ``diagonal``: :class:`DiagonalCovariance` (``variances``, broadcast to the shape);
 - ``fourier``: :class:`FourierCovariance` (``eigenvalues`` on the H×W grid);
 - ``cholesky``: :class:`CholeskyCovariance` (``matrix``, d × d);
@@ -37,6 +40,7 @@ from .gff import GFFCovariance
 from .identity import IdentityCovariance
 from .kronecker import KroneckerCovariance
 from .offset import OffsetNoiseCovariance
+from .pyramid import pyramid_covariance
 
 __all__ = [
     "COVARIANCES",
@@ -113,6 +117,14 @@ register_covariance(
     lambda event_shape, strength=0.1: OffsetNoiseCovariance(event_shape, strength),
     shape_only=True,
     about="offset noise, I + s² 11ᵀ per channel (diffusers' noise_offset s, default 0.1)",
+)
+register_covariance(
+    "pyramid",
+    lambda event_shape, discount=0.8, levels=None: pyramid_covariance(
+        event_shape, discount, levels, dtype=torch.get_default_dtype()
+    ),
+    shape_only=True,
+    about="pyramid noise Σ ∝ I + Σ_i d^2i U_i U_iᵀ, its stationary Fourier equivalent",
 )
 register_covariance("diagonal", _diagonal, shape_only=False, about="per-element variances")
 register_covariance(
