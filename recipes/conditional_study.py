@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from sdekit.experiments.evaluation import evaluate_run
+from sdekit.experiments.reports import plot_fid_accuracy
 from sdekit.experiments.runs import open_run
 from sdekit.experiments.sampling import RunSampler
 from sdekit.sampling import SamplingSpec
@@ -41,12 +42,14 @@ def interval_times(sde) -> tuple[float, float]:
     return round(lo, 4), round(hi, 4)
 
 
-def specs(sde, samplers, scales, n: int, seed: int) -> list[SamplingSpec]:
+def specs(sde, samplers, scales, n: int, seed: int, windowed=None) -> list[SamplingSpec]:
+    """Every sampler × scale; those in ``windowed`` (default: > 1) also with the interval."""
     window = interval_times(sde)
+    windowed = [s for s in scales if s > 1] if windowed is None else windowed
     out = []
     for sampler in samplers:
         for scale in scales:
-            for interval in (None, window) if scale > 1 else (None,):
+            for interval in (None, window) if scale in windowed else (None,):
                 kw = {"guidance_interval": interval} if interval else {}
                 out.append(SamplingSpec(sampler=sampler, steps=SAMPLERS[sampler], n=n, seed=seed,
                                         classes="all", guidance=scale, **kw))  # fmt: skip
@@ -60,17 +63,20 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--samplers", default=",".join(SAMPLERS))
     ap.add_argument("--scales", default=",".join(f"{s:g}" for s in SCALES))
+    ap.add_argument("--interval-scales", help="'none' or a list (default: every scale > 1)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs/results/conditional.csv")
     ap.add_argument("--figures", type=Path, default=ROOT / "docs/figures")
     args = ap.parse_args(argv)
     samplers = args.samplers.split(",")
     scales = [float(s) for s in args.scales.split(",")]
+    pick = args.interval_scales
+    windowed = None if pick is None else [float(s) for s in pick.split(",") if s != "none"]
     rows = []
     for pair in args.runs:
         noise, run_dir = pair.split("=", 1)
         sde = open_run(run_dir).sde
-        summary = evaluate_run(run_dir, specs(sde, samplers, scales, args.n, args.seed),
-                               name="conditional", progress=False)  # fmt: skip
+        cells = specs(sde, samplers, scales, args.n, args.seed, windowed)
+        summary = evaluate_run(run_dir, cells, name="conditional", progress=False)
         for r in summary["rows"]:
             spec, window = r["spec"], r["spec"].get("guidance_interval") or []
             rows.append({**r, "noise": noise, "scale": spec.get("guidance"), "seed": args.seed,
@@ -89,33 +95,9 @@ def main(argv=None) -> None:
         writer = csv.DictWriter(f, fieldnames=FIELDS)
         writer.writeheader()
         writer.writerows(merged.values())
-    plot([r for r in merged.values() if r["accuracy"] not in ("", None)],
+    plot_fid_accuracy([r for r in merged.values() if r["accuracy"] not in ("", None)],
          args.figures / "conditional_fid_accuracy.png")  # fmt: skip
     print(f"wrote {args.out}")
-
-
-def plot(rows, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    groups = sorted({(r["noise"], r["sampler"], bool(r["interval"])) for r in rows})
-    for (noise, sampler, interval), marker in zip(groups, "osD^v<>p*", strict=False):
-        sel = sorted((r for r in rows if (r["noise"], r["sampler"], bool(r["interval"]))
-                      == (noise, sampler, interval)), key=lambda r: float(r["scale"]))  # fmt: skip
-        ax.errorbar([float(r["accuracy"]) for r in sel], [float(r["fid"]) for r in sel],
-                    yerr=[float(r["fid_sd"]) for r in sel], marker=marker, capsize=2,
-                    label=f"{noise}, {sampler}{', interval' if interval else ''}")  # fmt: skip
-        for r in sel:
-            ax.annotate(f"{float(r['scale']):g}", (float(r["accuracy"]), float(r["fid"])),
-                        fontsize=7, xytext=(3, 3), textcoords="offset points")  # fmt: skip
-    ax.set_xlabel("classifier accuracy on samples (asked label)")
-    ax.set_ylabel("classifier FID (± bootstrap sd)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
 
 
 if __name__ == "__main__":

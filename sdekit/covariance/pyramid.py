@@ -60,8 +60,14 @@ def _factors(shape, discount: float, levels):
     if not ok:
         raise InputError(f"discount must be a number in (0, 1), got {discount!r}")
     k = _levels(h, w, levels)
-    ups = [(discount ** (2 * i), _upsample_matrix(h, max(1, h >> i)), _upsample_matrix(w, max(1, w >> i)))
-           for i in range(1, k + 1)]  # fmt: skip
+    ups = [
+        (
+            discount ** (2 * i),
+            _upsample_matrix(h, max(1, h >> i)),
+            _upsample_matrix(w, max(1, w >> i)),
+        )
+        for i in range(1, k + 1)
+    ]
     n = h * w
     trace = n + sum(c * (uh.square().sum()) * (uw.square().sum()) for c, uh, uw in ups)
     return ups, float(n / trace)  # scale making tr Σ / n = 1

@@ -38,6 +38,7 @@ __all__ = [
     "describe",
     "collect",
     "find_row",
+    "plot_fid_accuracy",
     "train_wall_seconds",
     "row_images",
     "write_csv",
@@ -222,3 +223,32 @@ def write_csv(path, rows: Iterable[Mapping], keys: Sequence[str]) -> Path:
         w.writeheader()
         w.writerows(rows)
     return path
+
+
+def plot_fid_accuracy(rows: Sequence[Mapping], path) -> Path:
+    """FID (± sd) against the samples' classifier accuracy, a line per (noise, sampler,
+    interval) through its guidance scales (each point labelled with its scale); rows carry
+    ``noise``, ``sampler``, ``interval``, ``scale``, ``fid``, ``fid_sd``, ``accuracy``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    groups = sorted({(r["noise"], r["sampler"], bool(r["interval"])) for r in rows})
+    for (noise, sampler, interval), marker in zip(groups, "osD^v<>p*", strict=False):
+        sel = sorted((r for r in rows if (r["noise"], r["sampler"], bool(r["interval"]))
+                      == (noise, sampler, interval)), key=lambda r: float(r["scale"]))  # fmt: skip
+        ax.errorbar([float(r["accuracy"]) for r in sel], [float(r["fid"]) for r in sel],
+                    yerr=[float(r["fid_sd"]) for r in sel], marker=marker, capsize=2,
+                    label=f"{noise}, {sampler}{', interval' if interval else ''}")  # fmt: skip
+        for r in sel:
+            ax.annotate(f"{float(r['scale']):g}", (float(r["accuracy"]), float(r["fid"])),
+                        fontsize=7, xytext=(3, 3), textcoords="offset points")  # fmt: skip
+    ax.set(xlabel="classifier accuracy on samples (asked label)",
+           ylabel="classifier FID (± bootstrap sd)")  # fmt: skip
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
