@@ -229,16 +229,18 @@ class GaussianOracle:
         return float(kl.mean())
 
     def affine_kl_per_dim(
-        self, run, t=None, prior_scale: float | None = None, seed: int = 0
+        self, run, t=None, prior_scale: float | None = None, seed: int = 0, reference=None
     ) -> float:
         """The exact KL(q ‖ p) / d of a deterministic sampler, without sampling noise.
 
         ``run(x_T) -> x`` must be affine and Fourier-diagonal — true of every
         deterministic sampler driven by this oracle on the spectral path, since each
         step combines x and L ε̂ with scalar weights. q is the law of ``run(x_T)`` for
-        x_T ~ N(0, s² Σ) (s = ``prior_scale``, default σ_T); p is p_t, or the data
-        distribution N(μ, C) if ``t`` is None. Two calls of ``run`` (batch of 2) give
-        the offset and every mode's gain; in the Fourier basis both laws are diagonal:
+        x_T ~ N(0, s² Σ) (s = ``prior_scale``, default σ_T); p is the law of
+        ``reference(x_T)`` for the same x_T when ``reference`` (another affine map, e.g. the
+        exact PF-ODE flow over the sampler's own time span) is given, else p_t, or the data
+        distribution N(μ, C) if ``t`` is None. Two calls of each map (batch of 2) give the
+        offset and every mode's gain; in the Fourier basis both laws are diagonal:
 
             KL = ½ Σ_k [v_q/v_p - 1 - log(v_q/v_p) + |m_q - m_p|²/v_p].
         """
@@ -248,12 +250,18 @@ class GaussianOracle:
         g = torch.Generator().manual_seed(seed)
         z = s * torch.randn((1, *self.event_shape), generator=g, dtype=torch.float64)
         x_T = self.noise.sqrt_apply(torch.cat([torch.zeros_like(z), z]))
-        out = run(x_T.to(self.noise.dtype or torch.float64)).to(torch.float64)
-        w = self.noise.inv_sqrt_apply(out)
         fft = lambda v: torch.fft.fft2(v, norm="ortho")  # noqa: E731
-        gain = (fft(w[1] - w[0]) / fft(z[0])).real
-        m_q, v_q = fft(w[0]), gain.square() * s**2
-        if t is None:
+
+        def law(fn):
+            out = fn(x_T.to(self.noise.dtype or torch.float64)).to(torch.float64)
+            w = self.noise.inv_sqrt_apply(out)
+            gain = (fft(w[1] - w[0]) / fft(z[0])).real
+            return fft(w[0]), gain.square() * s**2
+
+        m_q, v_q = law(run)
+        if reference is not None:
+            m_p, v_p = law(reference)
+        elif t is None:
             m_p, v_p = fft(self.nu), self.c_full
         else:
             alpha, sigma = self.sde.marginal(as_time(t))
@@ -264,6 +272,16 @@ class GaussianOracle:
         ratio = v_q / v_p
         kl = 0.5 * (ratio - 1 - ratio.log() + (m_q - m_p).abs().square() / v_p)
         return float(kl.sum()) / self.dim
+
+    def exact_sampler(self, t_start, t_end, denoise: bool):
+        """The map a perfect deterministic solver delivers: the exact PF-ODE flow from
+        ``t_start`` to ``t_end``, then (``denoise``) the final denoising step x̂₀ = E[x₀ | x]."""
+
+        def run(x_T: Tensor) -> Tensor:
+            x = self.flow(x_T, t_start, t_end)
+            return self.denoise(x, t_end) if denoise else x
+
+        return run
 
     def __repr__(self) -> str:
         return f"GaussianOracle(sde={self.sde!r}, path={self.path!r})"
