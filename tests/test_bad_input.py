@@ -81,7 +81,8 @@ def test_help_shows_the_presets_real_defaults(capsys):
         train = r.PRESETS[preset]["train"]
         assert f"training steps (default: {train['steps']})" in text
         noise = r.PRESETS[preset]["noise"]
-        assert "--noise {isotropic,gff,data} forward-noise covariance:" in text
+        names = "isotropic,gff,pink,blue,offset,pyramid,data"
+        assert f"--noise {{{names}}} forward-noise covariance" in text
         assert f"training set's power spectrum (default: {noise})" in text
         target = r.PRESETS[preset]["model"]["target"]
         assert f"docs/training.md (default: {target})" in text

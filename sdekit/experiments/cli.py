@@ -126,8 +126,10 @@ class Option:
 
 _T = ("train",)
 OPTIONS = (
-    Option("--noise", "forward-noise covariance: isotropic N(0, I), the Gaussian Free Field, or "
-           "'data': shaped like the training set's power spectrum", config=("noise",),
+    Option("--noise", "forward-noise covariance (docs/covariance.md): isotropic N(0, I), the "
+           "Gaussian Free Field, pink / blue power-law noise, offset noise (diffusers' "
+           "noise_offset 0.1, exact), pyramid noise (its stationary equivalent), or 'data': "
+           "shaped like the training set's power spectrum", config=("noise",),
            choices=(*NOISE_NAMES, DATA_NOISE)),
     Option("--target", "what the U-Net predicts: whitened ε (the paper's loss), correlated L ε, "
            "x0, v, edm (Karras et al.'s preconditioning in whitened coordinates), or "
