@@ -84,7 +84,7 @@ def test_fourier_dense_spectrum_equals_eigenvalues():
 
 
 # ---------------------------------------------------------- fourier_spectrum
-FOURIER_DIAGONAL = {"identity", "fourier", "fourier_shared", "gff"}
+FOURIER_DIAGONAL = {"identity", "fourier", "fourier_shared", "gff", "blue", "offset"}
 
 
 @pytest.mark.parametrize("name", FAMILIES)
