@@ -105,7 +105,7 @@ def test_fourier_spectrum_is_the_dense_matrix_in_the_fourier_basis(name):
 
 def test_fourier_spectrum_of_kronecker_and_one_dimensional_events():
     """A Kronecker product is Fourier-diagonal when its channels are uncorrelated:
-    λ[c, k] = Σ_c[c, c] λ_s[k]; a 1-D event has no 2-D Fourier basis."""
+    λ[c, k] = Σ_c[c, c] λ_s[k]; white noise has a spectrum on any event."""
     variances = torch.tensor([0.5, 2.0], dtype=F64)
     spatial = GFFCovariance((1, 3, 4), dtype=F64)
     for channel in (CholeskyCovariance(torch.diag(variances)), DiagonalCovariance(variances)):
@@ -115,7 +115,9 @@ def test_fourier_spectrum_of_kronecker_and_one_dimensional_events():
         torch.testing.assert_close(torch.from_numpy(dense_fourier(lam.numpy())), op.to_dense())
     white = KroneckerCovariance(IdentityCovariance((2,)), spatial).fourier_spectrum()
     assert white.dtype == F64 and torch.equal(white, spatial.eigenvalues.expand(2, 3, 4))
-    assert IdentityCovariance((5,)).fourier_spectrum() is None
+    # white noise is diagonal in every Fourier basis, a 1-D event's included
+    assert IdentityCovariance((5,)).spatial_dims is None
+    assert torch.equal(IdentityCovariance((5,)).fourier_spectrum(), torch.ones(5, dtype=F64))
 
 
 # ---------------------------------------------------------------- Kronecker

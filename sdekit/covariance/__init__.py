@@ -3,8 +3,16 @@
 from .base import CovarianceOperator
 from .cholesky import CholeskyCovariance
 from .diagonal import DiagonalCovariance
-from .fourier import FourierCovariance, mirror_frequencies, power_spectrum
-from .gff import GFFCovariance, gff_eigenvalues
+from .fourier import (
+    SPATIAL_DIMS,
+    FourierCovariance,
+    fourier_filter,
+    fourier_transform,
+    mirror_frequencies,
+    power_spectrum,
+    shared_spatial_dims,
+)
+from .gff import GFFCovariance, gff_eigenvalues, gff_spectrum
 from .identity import IdentityCovariance
 from .kronecker import KroneckerCovariance
 from .matrix_free import MatrixFreeCovariance
@@ -25,6 +33,11 @@ __all__ = [
     "OffsetNoiseCovariance",
     "ScaledCovariance",
     "gff_eigenvalues",
+    "gff_spectrum",
+    "SPATIAL_DIMS",
+    "fourier_transform",
+    "fourier_filter",
+    "shared_spatial_dims",
     "mirror_frequencies",
     "power_spectrum",
     "make_covariance",

@@ -22,9 +22,10 @@ The base class derives everything else once:
 * ``log_prob(x)`` = -½ ‖L⁻¹ x‖² - ½ log det Σ - (d/2) log 2π
 * ``to_dense()``, ``sqrt_to_dense()``, ``diagonal()``, ``.to(device, dtype)``.
 
-``fourier_spectrum()`` gives Σ's eigenvalues in the orthonormal 2-D Fourier basis for the
-families diagonal in it (white noise, :class:`FourierCovariance` and GFF, a Kronecker
-product of a diagonal channel factor and a Fourier one), ``None`` for the others.
+``fourier_spectrum()`` gives Σ's eigenvalues in the orthonormal DFT over the last
+``spatial_dims`` event dims (2 for images; 1 and 3 for signals and volumes) for the families
+diagonal in it (white noise, :class:`FourierCovariance` and GFF, a Kronecker product of a
+diagonal channel factor and a Fourier one), ``None`` for the others.
 
 Inputs have shape ``(*batch, *event_shape)`` with any number of batch dims.
 """
@@ -55,6 +56,9 @@ class CovarianceOperator(abc.ABC):
     """
 
     event_shape: tuple[int, ...]
+    #: The number of trailing event dims that :meth:`fourier_spectrum`'s DFT runs over
+    #: (1, 2 or 3); ``None`` for an operator diagonal in every such basis (white noise).
+    spatial_dims: int | None = 2
 
     # ------------------------------------------------- hooks for subclasses
     @abc.abstractmethod
@@ -163,9 +167,9 @@ class CovarianceOperator(abc.ABC):
         return self.to_dense().diagonal().reshape(self.event_shape)
 
     def fourier_spectrum(self) -> Tensor | None:
-        """Σ's eigenvalues λ in the orthonormal 2-D DFT over the last two event dims, where
-        Σ is diagonal in that basis: a tensor of the event shape on the full H×W frequency
-        grid in ``torch.fft.fftfreq`` order (DC at (0, 0)), so that
+        """Σ's eigenvalues λ in the orthonormal DFT over the last :attr:`spatial_dims` event
+        dims, where Σ is diagonal in that basis: a tensor of the event shape on the full
+        frequency grid in ``torch.fft.fftfreq`` order (DC at index 0), so that
         Σ x = F⁻¹(λ · F x) per leading index; ``None`` for an operator that is not
         Fourier-diagonal (the default). In the operator's dtype and device (float64 for
         :class:`IdentityCovariance`); possibly a broadcast view, so do not write to it."""

@@ -18,6 +18,8 @@ class IdentityCovariance(CovarianceOperator):
     :meth:`sample` takes ``dtype`` / ``device`` keywords.
     """
 
+    spatial_dims = None  # diagonal in every Fourier basis
+
     def __init__(self, event_shape):
         self.event_shape = as_event_shape(event_shape)
 
@@ -34,8 +36,6 @@ class IdentityCovariance(CovarianceOperator):
         return torch.ones(self.event_shape)
 
     def fourier_spectrum(self) -> Tensor | None:
-        """All ones (float64) for an event with a spatial grid ``(..., H, W)``; ``None`` for
-        a one-dimensional event, which has no 2-D Fourier basis."""
-        if len(self.event_shape) < 2:
-            return None
+        """All ones (float64): white noise is diagonal in the DFT over any trailing dims
+        (:attr:`spatial_dims` is ``None``)."""
         return torch.ones(self.event_shape, dtype=torch.float64)

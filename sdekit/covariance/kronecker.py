@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -13,17 +15,19 @@ __all__ = ["KroneckerCovariance"]
 
 
 class KroneckerCovariance(CovarianceOperator):
-    """Σ = Σ_c ⊗ Σ_s over events ``(C, H, W)``, with L = L_c ⊗ L_s.
+    """Σ = Σ_c ⊗ Σ_s over events ``(C, *grid)`` (e.g. ``(C, H, W)``), with L = L_c ⊗ L_s.
 
     Cov(x[c, p], x[c', p']) = Σ_c[c, c'] · Σ_s[p, p']. Both factors stay
     structured: L x applies L_s to every channel and L_c across channels (the two
     commute), so a GFF spatial factor keeps its FFT cost. Lᵀ = L_cᵀ ⊗ L_sᵀ,
-    log det Σ = (H·W) log det Σ_c + C log det Σ_s.
+    log det Σ = |grid| log det Σ_c + C log det Σ_s.
 
     **Arguments:**
     - ``channel``: Σ_c as a ``(C, C)`` SPD matrix, or any operator with
       ``event_shape == (C,)``.
-    - ``spatial``: any operator with ``event_shape`` ``(1, H, W)`` or ``(H, W)``.
+    - ``spatial``: any operator on one channel's grid, ``event_shape`` ``(1, *grid)`` or
+      ``grid`` — ``(1, H, W)`` or ``(H, W)`` for images; a Fourier operator's grid is its
+      last ``spatial_dims`` dims (so ``(1, L)`` and ``(1, D, H, W)`` too).
     """
 
     def __init__(self, channel, spatial: CovarianceOperator):
@@ -35,9 +39,16 @@ class KroneckerCovariance(CovarianceOperator):
             )
         if len(channel.event_shape) != 1:
             raise InputError(f"channel must act on event_shape (C,), got {channel.event_shape}")
-        s = spatial.event_shape
-        if not (len(s) == 2 or (len(s) == 3 and s[0] == 1)):
-            raise InputError(f"spatial must have event_shape (1, H, W) or (H, W), got {s}")
+        s = tuple(spatial.event_shape)
+        k = spatial.spatial_dims
+        if k is None:  # white: read the legacy image layouts
+            k = 2 if len(s) in (2, 3) else len(s) - 1
+        if k < 1 or len(s) not in (k, k + 1) or (len(s) == k + 1 and s[0] != 1):
+            layout = {1: "(1, L) or (L,)", 2: "(1, H, W) or (H, W)", 3: "(1, D, H, W) or (D, H, W)"}
+            raise InputError(
+                f"spatial must have event_shape {layout.get(k, '(1, *grid) or grid')} "
+                f"(a {k}-dim grid), got {s}"
+            )
         for a, b, what in (
             (channel.dtype, spatial.dtype, "dtype"),
             (channel.device, spatial.device, "device"),
@@ -46,15 +57,19 @@ class KroneckerCovariance(CovarianceOperator):
                 raise InputError(f"channel and spatial must share a {what}: {a} vs {b}")
         self.channel = channel
         self.spatial = spatial
-        self.event_shape = (channel.event_shape[0], *s[-2:])
+        self.grid = s[-k:]
+        self.spatial_dims = spatial.spatial_dims if spatial.spatial_dims is not None else k
+        self.event_shape = (channel.event_shape[0], *self.grid)
 
     def _spatial(self, fn, x: Tensor) -> Tensor:
-        if len(self.spatial.event_shape) == 3:
-            return fn(x.unsqueeze(-3)).squeeze(-3)
+        axis = -1 - len(self.grid)  # the channel axis
+        if len(self.spatial.event_shape) > len(self.grid):
+            return fn(x.unsqueeze(axis)).squeeze(axis)
         return fn(x)
 
     def _channel(self, fn, x: Tensor) -> Tensor:
-        return fn(x.movedim(-3, -1)).movedim(-1, -3)
+        axis = -1 - len(self.grid)
+        return fn(x.movedim(axis, -1)).movedim(-1, axis)
 
     def _sqrt_apply(self, x: Tensor) -> Tensor:
         return self._channel(self.channel._sqrt_apply, self._spatial(self.spatial._sqrt_apply, x))
@@ -72,13 +87,13 @@ class KroneckerCovariance(CovarianceOperator):
         return self._channel(self.channel._inv_sqrt_apply_t, y)
 
     def logdet(self) -> Tensor:
-        C, H, W = self.event_shape
-        return H * W * self.channel.logdet() + C * self.spatial.logdet()
+        pixels = math.prod(self.grid)
+        return pixels * self.channel.logdet() + self.event_shape[0] * self.spatial.logdet()
 
     def diagonal(self) -> Tensor:
         d_c = self.channel.diagonal()
-        d_s = self.spatial.diagonal().reshape(self.event_shape[-2:])
-        return d_c[:, None, None] * d_s
+        d_s = self.spatial.diagonal().reshape(self.grid)
+        return d_c.reshape(-1, *[1] * len(self.grid)) * d_s
 
     def fourier_spectrum(self) -> Tensor | None:
         """Σ_c[c, c] · λ_s[k] when the channel factor is diagonal (channels uncorrelated) and
@@ -92,9 +107,9 @@ class KroneckerCovariance(CovarianceOperator):
         if bool((channel != torch.diag(variances)).any()):
             return None
         dtype = self.channel.dtype or spatial.dtype  # an identity channel holds no tensors
-        H, W = self.event_shape[-2:]
-        spatial = spatial.reshape(H, W).to(dtype=dtype)
-        return variances.to(dtype=dtype, device=spatial.device)[:, None, None] * spatial
+        spatial = spatial.reshape(self.grid).to(dtype=dtype)
+        variances = variances.to(dtype=dtype, device=spatial.device)
+        return variances.reshape(-1, *[1] * len(self.grid)) * spatial
 
     def __repr__(self) -> str:
         return f"KroneckerCovariance(channel={self.channel!r}, spatial={self.spatial!r})"

@@ -102,13 +102,17 @@ register_covariance(
 )
 register_covariance(
     "pink",
-    lambda event_shape: GFFCovariance(event_shape, alpha=0.5),
+    lambda event_shape, spatial_dims=2: GFFCovariance(
+        event_shape, alpha=0.5, spatial_dims=spatial_dims
+    ),
     shape_only=True,
     about="pink noise, power ∝ 1/|k| (GFF with α = ½)",
 )
 register_covariance(
     "blue",
-    lambda event_shape: GFFCovariance(event_shape, alpha=-0.5),
+    lambda event_shape, spatial_dims=2: GFFCovariance(
+        event_shape, alpha=-0.5, spatial_dims=spatial_dims
+    ),
     shape_only=True,
     about="blue noise, power ∝ |k| (GFF with α = −½)",
 )
@@ -129,7 +133,9 @@ register_covariance(
 register_covariance("diagonal", _diagonal, shape_only=False, about="per-element variances")
 register_covariance(
     "fourier",
-    lambda event_shape, eigenvalues: FourierCovariance(eigenvalues, event_shape),
+    lambda event_shape, eigenvalues, spatial_dims=2: FourierCovariance(
+        eigenvalues, event_shape, spatial_dims=spatial_dims
+    ),
     shape_only=False,
     about="any stationary periodic spectrum",
 )

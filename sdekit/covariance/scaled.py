@@ -37,6 +37,7 @@ class ScaledCovariance(CovarianceOperator):
             raise InputError(f"std (the noise level) must be a finite number > 0, got {std!r}")
         self.base, self.std = base, float(std)
         self.event_shape = tuple(base.event_shape)
+        self.spatial_dims = base.spatial_dims
 
     def _sqrt_apply(self, x: Tensor) -> Tensor:
         return self.std * self.base._sqrt_apply(x)

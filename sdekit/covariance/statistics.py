@@ -11,9 +11,9 @@ three build it here, each naming its structure:
 - ``"stationary"``: per channel, the power spectrum of the images around the mean
   (:func:`power_spectrum`) + ``ridge``, as a :class:`FourierCovariance` (O(d) memory, any d).
 
-:meth:`GaussianStatistics.to_config` writes it as plain lists (``{"mean", "spectrum"}`` or
-``{"mean", "factor"}``) so a config records it and :meth:`~GaussianStatistics.from_config`
-rebuilds it exactly.
+:meth:`GaussianStatistics.to_config` writes it as plain lists (``{"mean", "spectrum"}`` —
+with ``"spatial_dims"`` when it is not 2 — or ``{"mean", "factor"}``) so a config records it
+and :meth:`~GaussianStatistics.from_config` rebuilds it exactly.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import torch
 from ..errors import InputError, InputTypeError
 from .base import CovarianceOperator
 from .cholesky import CholeskyCovariance
-from .fourier import FourierCovariance, power_spectrum
+from .fourier import FourierCovariance, check_spatial_dims, power_spectrum
 
 __all__ = ["DENSE_LIMIT", "GaussianStatistics"]
 
@@ -67,7 +67,13 @@ class GaussianStatistics:
 
     @classmethod
     def from_images(
-        cls, images, structure: str, *, ridge: float = 1e-6, mean: str = "image"
+        cls,
+        images,
+        structure: str,
+        *,
+        ridge: float = 1e-6,
+        mean: str = "image",
+        spatial_dims: int = 2,
     ) -> GaussianStatistics:
         """The Gaussian of ``images`` ``(n ≥ 2, *event_shape)`` (float64, on the images'
         device).
@@ -76,7 +82,8 @@ class GaussianStatistics:
         - ``structure``: ``"dense"``, the sample covariance (1/(n − 1)) Σᵢ (xᵢ − μ)(xᵢ − μ)ᵀ
           + ``ridge`` · I (refused for d > :data:`DENSE_LIMIT`), or ``"stationary"``, the
           per-channel power spectrum of x − μ (:func:`power_spectrum`, uncentred) +
-          ``ridge`` on the full frequency grid (images ``(n, C, H, W)``).
+          ``ridge`` on the full frequency grid (images ``(n, C, H, W)``; with
+          ``spatial_dims`` 1 or 3, signals ``(n, C, L)`` or volumes ``(n, C, D, H, W)``).
         - ``ridge``: ≥ 0, added to the covariance's eigenvalues so it is positive definite
           (a dense sample covariance of n ≤ d images is singular without it).
         - ``mean``: ``"image"``, μ the mean image (the default), or ``"channel"``
@@ -112,14 +119,18 @@ class GaussianStatistics:
             xc = (x - mu).reshape(len(x), d)
             cov = xc.T @ xc / (len(x) - 1) + ridge * torch.eye(d, dtype=F64, device=x.device)
             return cls(mu, CholeskyCovariance(cov, shape))
-        if x.ndim != 4:
+        k = check_spatial_dims(spatial_dims)
+        if x.ndim != 2 + k:
+            layout = ("(n, C, L)", "(n, C, H, W)", "(n, C, D, H, W)")[k - 1]
             raise InputError(
-                f"structure='stationary' needs images (n, C, H, W), got shape {tuple(x.shape)}"
+                f"structure='stationary' with spatial_dims={k} needs images {layout}, got "
+                f"shape {tuple(x.shape)}"
             )
-        mu = x.mean(0) if mean == "image" else x.mean(dim=(0, 2, 3), keepdim=True)
-        power = power_spectrum(x - mu, center=False).to(x.device) + ridge
+        pixels = (0, *range(2, x.ndim))
+        mu = x.mean(0) if mean == "image" else x.mean(dim=pixels, keepdim=True)
+        power = power_spectrum(x - mu, center=False, spatial_dims=k).to(x.device) + ridge
         mu = mu.expand(x.shape).select(0, 0) if mean == "channel" else mu
-        return cls(mu.clone(), FourierCovariance(power, shape))
+        return cls(mu.clone(), FourierCovariance(power, shape, spatial_dims=k))
 
     # ------------------------------------------------------------- records
     def to_config(self) -> dict:
@@ -130,7 +141,10 @@ class GaussianStatistics:
         cov = self.covariance
         mean = self.mean.cpu().tolist()
         if isinstance(cov, FourierCovariance):
-            return {"mean": mean, "spectrum": cov.eigenvalues.to("cpu", F64).tolist()}
+            record = {"mean": mean, "spectrum": cov.eigenvalues.to("cpu", F64).tolist()}
+            if cov.spatial_dims != 2:  # records of images keep their old form
+                record["spatial_dims"] = cov.spatial_dims
+            return record
         if isinstance(cov, CholeskyCovariance):
             return {"mean": mean, "factor": cov.factor.to("cpu", F64).tolist()}
         raise InputError(
@@ -149,7 +163,8 @@ class GaussianStatistics:
         mean = torch.tensor(record["mean"], dtype=F64)
         if "spectrum" in record:
             power = torch.tensor(record["spectrum"], dtype=F64)
-            return cls(mean, FourierCovariance(power, tuple(mean.shape)))
+            k = record.get("spatial_dims", 2)
+            return cls(mean, FourierCovariance(power, tuple(mean.shape), spatial_dims=k))
         if "factor" in record:
             factor = torch.tensor(record["factor"], dtype=F64)
             return cls(mean, CholeskyCovariance.from_factor(factor, tuple(mean.shape)))

@@ -65,6 +65,7 @@ import torch
 from torch import Tensor, nn
 
 from ..covariance import CovarianceOperator, GaussianStatistics, power_spectrum
+from ..covariance.fourier import spatial_dims_of
 from ..errors import InputError
 from ..sde import SDE, GaussianOracle, expand_to, fourier_eigenvalues
 from ..sde.parameterization import v_to_eps
@@ -295,7 +296,8 @@ class EDMParameterization(Parameterization):
     def from_data(cls, images, covariance):
         """σ_d = :func:`whitened_data_std` of the images' power spectrum under Σ's
         Fourier eigenvalues (Σ must be Fourier-diagonal)."""
-        return cls(whitened_data_std(power_spectrum(images), fourier_eigenvalues(covariance)))
+        power = power_spectrum(images, spatial_dims=spatial_dims_of(covariance))
+        return cls(whitened_data_std(power, fourier_eigenvalues(covariance)))
 
     @classmethod
     def from_config(cls, model_cfg):

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from ..covariance import GaussianStatistics, statistics
+from ..covariance.fourier import spatial_dims_of
 from ..errors import InputError, InputTypeError
 from ..sde import SDE, GaussianOracle
 
@@ -68,7 +69,8 @@ class GaussianTeleport:
         (:meth:`sdekit.covariance.GaussianStatistics.from_images`): the mean image and the
         dense sample covariance + ``ridge`` · I for d ≤ :data:`sdekit.covariance.DENSE_LIMIT`
         (4096), or for larger images the stationary one, the per-channel power spectrum
-        around the mean image + ``ridge``."""
+        around the mean image + ``ridge`` (over the noise's ``spatial_dims``, so signals and
+        volumes work too)."""
         x = torch.as_tensor(images)
         if not x.is_floating_point():
             raise InputTypeError(
@@ -83,7 +85,11 @@ class GaussianTeleport:
                 f"got {tuple(x.shape)}"
             )
         structure = "dense" if math.prod(shape) <= statistics.DENSE_LIMIT else "stationary"
-        gaussian = GaussianStatistics.from_images(x.to(torch.float64), structure, ridge=ridge)
+        # the stationary fit runs over the noise's own grid, or every dim after the channel
+        k = spatial_dims_of(sde.covariance)
+        gaussian = GaussianStatistics.from_images(
+            x.to(torch.float64), structure, ridge=ridge, spatial_dims=k
+        )
         return cls(sde, gaussian.mean, gaussian.covariance, max_snr)
 
     def max_snr_at(self, t) -> float:

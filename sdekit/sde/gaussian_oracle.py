@@ -18,8 +18,9 @@ and dk/dt = 2 f k + g², so r/√k is constant. Two paths share these formulas:
 * dense — U from an eigendecomposition of C̃ (any C, any Σ; small d);
 * spectral — when C and Σ are both Fourier-diagonal on the same grid (both have a
   :meth:`~sdekit.covariance.CovarianceOperator.fourier_spectrum`: white noise,
-  :class:`FourierCovariance`, :class:`GFFCovariance`, …), U is the orthonormal 2-D DFT
-  and c = spectrum(C) / spectrum(Σ); O(d log d).
+  :class:`FourierCovariance`, :class:`GFFCovariance`, …), U is the orthonormal DFT over
+  their shared trailing spatial dims (1-D signals, 2-D images, 3-D volumes) and
+  c = spectrum(C) / spectrum(Σ); O(d log d).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import torch
 from torch import Tensor
 
 from ..covariance import CholeskyCovariance, CovarianceOperator, statistics
+from ..covariance.fourier import fourier_filter, fourier_transform, shared_spatial_dims
 from ..errors import InputError, InputTypeError
 from .base import SDE, as_time
 
@@ -72,17 +74,19 @@ class GaussianOracle:
         self.nu = noise.inv_sqrt_apply(self.mean)  # ν = L⁻¹ μ
         self.logdet_noise = float(noise.logdet())
 
-        lam_noise, lam_data = noise.fourier_spectrum(), data.fourier_spectrum()
-        spectral_ok = lam_noise is not None and lam_data is not None
+        self.spatial_dims = shared_spatial_dims((noise, data), shape)
+        spectral_ok = self.spatial_dims is not None
         if path not in ("auto", "spectral", "dense"):
             raise InputError(f"path must be 'auto', 'spectral' or 'dense', got {path!r}")
         if path == "spectral" and not spectral_ok:
             raise InputError(
-                "the spectral path needs Fourier-diagonal data and noise covariances "
-                "(a fourier_spectrum(): FourierCovariance, GFFCovariance or IdentityCovariance)"
+                "the spectral path needs Fourier-diagonal data and noise covariances, "
+                "diagonal in one DFT (a fourier_spectrum() over the same spatial_dims: "
+                "FourierCovariance, GFFCovariance or IdentityCovariance)"
             )
         self.path = "spectral" if (spectral_ok and path != "dense") else "dense"
         if self.path == "spectral":
+            lam_noise, lam_data = noise.fourier_spectrum(), data.fourier_spectrum()
             c = lam_data.to(torch.float64) / lam_noise.to(torch.float64)
             self.c_full = c  # c on the full grid, event shape
             self.c = c[..., : shape[-1] // 2 + 1]  # on the rfft half-grid
@@ -107,8 +111,7 @@ class GaussianOracle:
     def _filter(self, w: Tensor, gain: Tensor) -> Tensor:
         """U diag(gain) Uᵀ w for w of shape (n, *event); gain per mode, optionally per sample."""
         if self.path == "spectral":
-            spec = torch.fft.rfft2(w, norm="ortho")
-            return torch.fft.irfft2(spec * gain, s=self.event_shape[-2:], norm="ortho")
+            return fourier_filter(w, gain, self.spatial_dims)
         flat = w.reshape(w.shape[0], -1)
         out = ((flat @ self.U) * gain) @ self.U.T
         return out.reshape(w.shape)
@@ -222,7 +225,7 @@ class GaussianOracle:
         between the samples' distribution and p_t; ≈ (mode count)/(2n)-biased)."""
         z = self.standardize(x, t)
         if self.path == "spectral":
-            z = torch.fft.fft2(z, norm="ortho")
+            z = fourier_transform(z, self.spatial_dims)
         m = z.mean(0)
         v = (z - m).abs().square().mean(0)
         kl = 0.5 * (v + m.abs().square() - 1 - v.log())
@@ -250,7 +253,7 @@ class GaussianOracle:
         g = torch.Generator().manual_seed(seed)
         z = s * torch.randn((1, *self.event_shape), generator=g, dtype=torch.float64)
         x_T = self.noise.sqrt_apply(torch.cat([torch.zeros_like(z), z]))
-        fft = lambda v: torch.fft.fft2(v, norm="ortho")  # noqa: E731
+        fft = lambda v: fourier_transform(v, self.spatial_dims)  # noqa: E731
 
         def law(fn):
             out = fn(x_T.to(self.noise.dtype or torch.float64)).to(torch.float64)

@@ -1,4 +1,4 @@
-"""Exact, floor-free quality of a deterministic sampler configuration.
+"""Exact quality of a deterministic sampler configuration, without a Monte-Carlo floor.
 
 With Gaussian data N(μ, C) whose covariance is diagonal in the Fourier basis and a
 Fourier-diagonal noise Σ, the exact model is a Fourier-diagonal affine filter, and so is a
@@ -28,7 +28,8 @@ import torch
 from torch import Tensor
 
 from ..covariance import CovarianceOperator, FourierCovariance, GFFCovariance
-from ..covariance.gff import gff_eigenvalues
+from ..covariance.fourier import check_spatial_dims, spatial_dims_of
+from ..covariance.gff import gff_spectrum
 from ..errors import InputError, InputTypeError
 from ..sampling import sample
 from ..sde import NIVPSDE, SDE
@@ -54,10 +55,11 @@ DEFAULT_SPECTRA: dict[str, tuple[float, float]] = {
 }
 
 
-def data_spectrum(shape, exponent: float, floor: float = 0.0) -> Tensor:
-    """λ_k ∝ |k|^(−2·exponent) + floor on the fftfreq grid (DC as |k| = 1), unit mean."""
-    h, w = shape[-2:]
-    lam = gff_eigenvalues(h, w, alpha=exponent, dtype=F64)
+def data_spectrum(shape, exponent: float, floor: float = 0.0, spatial_dims: int = 2) -> Tensor:
+    """λ_k ∝ |k|^(−2·exponent) + floor on the fftfreq grid of the last ``spatial_dims`` dims
+    of ``shape`` (DC as |k| = 1), unit mean."""
+    k = check_spatial_dims(spatial_dims, shape, "shape")
+    lam = gff_spectrum(tuple(shape)[-k:], alpha=exponent, dtype=F64)
     lam = lam / lam.mean() + floor
     return lam / lam.mean()
 
@@ -66,9 +68,11 @@ def fourier_gaussian_problem(
     sde: SDE, spectrum: Tensor, mean: Tensor | float = 0.0, scale: float = 0.25
 ) -> GaussianOracle:
     """The oracle for data N(mean, scale · F⁻¹ diag(spectrum) F) under ``sde`` (whose
-    covariance must be Fourier-diagonal: GFF, Fourier or identity)."""
+    covariance must be Fourier-diagonal: GFF, Fourier or identity), the DFT over the noise's
+    ``spatial_dims`` (white noise: every event dim after the first)."""
     shape = sde.event_shape
-    data = FourierCovariance(scale * spectrum.to(F64).expand(shape[-2:]), shape)
+    k = spatial_dims_of(sde.covariance)
+    data = FourierCovariance(scale * spectrum.to(F64).expand(shape[-k:]), shape, spatial_dims=k)
     oracle = GaussianOracle(sde, mean, data)
     if oracle.path != "spectral":
         raise InputError(
@@ -185,7 +189,8 @@ def score_sampler(
     per, nfe = {}, 0
     for name, spec in (spectra or DEFAULT_SPECTRA).items():
         if isinstance(spec, tuple):
-            spec = data_spectrum(sde.event_shape, *spec)
+            k = spatial_dims_of(sde.covariance)
+            spec = data_spectrum(sde.event_shape, *spec, spatial_dims=k)
         oracle = fourier_gaussian_problem(sde, spec)
         per[name], nfe = population_kl(
             oracle, sampler=sampler, steps=steps, grid=grid, denoise=denoise,
