@@ -79,6 +79,8 @@ def test_fashion_mnist_recipe_train_resume_sample_evaluate(tmp_path):
     bands = load("eps_calibration").main([str(run), "--n", "4", "--spectrum"])
     assert [b["t"] for b in bands] == [0.02, 0.1, 0.3, 0.6, 0.9, 1.0]
     assert all(len(b["band_ratio"]) >= 3 and min(b["band_ratio"]) > 0 for b in bands)
+    assert all(b["baseline"] == "affine" and len(b["band_ratio_stationary"]) == len(b["band_ratio"])
+               for b in bands)  # fmt: skip
 
 
 def cifar_args(data_dir, tmp_path):

@@ -16,11 +16,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..covariance import GaussianStatistics
+from ..covariance import GaussianStatistics, statistics
+from ..covariance.fourier import fourier_transform, spatial_dims_of
+from ..errors import InputError
 from ..sde import SDE, fourier_eigenvalues
 from .spectrum import ring_mean
 
-__all__ = ["noise_prediction_calibration", "denoising_error_spectrum"]
+__all__ = ["noise_prediction_calibration", "denoising_error_spectrum", "affine_error_per_mode"]
 
 
 @torch.no_grad()
@@ -57,6 +59,34 @@ def noise_prediction_calibration(
     return out
 
 
+def affine_error_per_mode(gaussian: GaussianStatistics, noise, alpha: float, sigma: float,
+                          spatial_dims: int) -> Tensor:  # fmt: skip
+    """E|F(x̂_W − x₀)|²_k per Fourier mode (event shape, float64) of the best *affine*
+    denoiser of data with mean μ and covariance C (second moments only):
+
+        x̂_W = μ + α C K⁻¹ (x_t − α μ),   K = α² C + σ² Σ,
+        E[(x̂_W − x₀)(x̂_W − x₀)ᵀ] = C − α² C K⁻¹ C,
+
+    read per channel in the orthonormal DFT over the grid (the diagonal of F E Fᴴ). Dense:
+    d ≤ :data:`sdekit.covariance.DENSE_LIMIT`."""
+    shape = tuple(gaussian.event_shape)
+    d = gaussian.covariance.dim
+    C = gaussian.covariance.to_dense().to(torch.float64).cpu()
+    S = noise.to(dtype=torch.float64).to_dense().cpu()
+    K = alpha**2 * C + sigma**2 * S
+    E = C - alpha**2 * C @ torch.linalg.solve(K, C)
+    E = 0.5 * (E + E.T)
+    grid = shape[-spatial_dims:]
+    p = 1
+    for n in grid:
+        p *= n
+    F = fourier_transform(torch.eye(p, dtype=torch.float64).reshape(p, *grid), spatial_dims)
+    F = F.reshape(p, p)  # row i = F e_i; the N-D DFT matrix is symmetric, so this is F
+    blocks = E.reshape(d // p, p, d // p, p).diagonal(dim1=0, dim2=2).movedim(-1, 0)
+    per_mode = ((F @ blocks.to(F.dtype)) * F.conj()).sum(-1).real  # diag(F E_cc Fᴴ)
+    return per_mode.reshape(shape)
+
+
 @torch.no_grad()
 def denoising_error_spectrum(
     sde: SDE,
@@ -64,51 +94,80 @@ def denoising_error_spectrum(
     x0: Tensor,
     times,
     generator: torch.Generator | None = None,
+    *,
+    gaussian: GaussianStatistics | None = None,
 ) -> list[dict]:
     """Where a noise-prediction model's error lands in pixel space, per spatial frequency.
 
     For each t in ``times``, one draw x_t = α x₀ + σ L ε per image, the model's denoised
-    image x̂₀ = (x_t − σ L ε̂)/α, and per integer radius |k| of the orthonormal 2-D DFT:
+    image x̂₀ = (x_t − σ L ε̂)/α, and per integer radius |k| of the orthonormal DFT over Σ's
+    grid (2-D for images):
 
     - ``error``: E|F(x̂₀ − x₀)|²_k, the model's pixel-space error (note x̂₀ − x₀ =
       −(σ/α) L (ε̂ − ε): a whitened error is amplified by √λ_k in mode k);
-    - ``linear``: the error of the best *linear* denoiser for data with ``x0``'s per-mode
-      power P_k (Wiener, Σ diagonal in the Fourier basis with eigenvalues λ_k; P from the
-      stationary :meth:`~sdekit.covariance.GaussianStatistics.from_images` around each
-      channel's mean):
-      P_k σ²λ_k / (α² P_k + σ² λ_k), the error of the exact model for Gaussian data;
+    - ``linear``: the error of the best *affine* denoiser for the data's mean image and
+      dense covariance (:func:`affine_error_per_mode`: second moments only, any Σ), the
+      exact model for Gaussian data; ``gaussian`` gives μ and C (e.g. from the training
+      set), by default the dense :meth:`~sdekit.covariance.GaussianStatistics.from_images`
+      of ``x0`` itself. Above d = :data:`~sdekit.covariance.DENSE_LIMIT` there is no dense
+      C and ``linear`` is the stationary one (``baseline`` says which);
+    - ``stationary``: the error of the best linear denoiser for a *stationary* Gaussian
+      with ``x0``'s per-mode power P_k (Wiener, Σ diagonal in the Fourier basis with
+      eigenvalues λ_k; P from the stationary ``from_images`` around each channel's mean):
+      P_k σ²λ_k / (α² P_k + σ² λ_k) — a weaker baseline for non-stationary data;
     - ``data``: P_k itself (what x̂₀ = mean would lose).
 
-    ``ratio = error / linear`` below 1 means the net uses structure beyond second moments;
-    comparing it across noise models at equal t shows which frequencies a model learned
-    worse. Radii are averaged over their ring and over channels. Needs Σ diagonal in the
-    Fourier basis (white noise or a :class:`~sdekit.covariance.FourierCovariance`).
-    Returns one dict per t with ``t``, ``radius`` (the radii on the grid), ``error``,
-    ``linear``, ``data``, ``ratio`` (float64 tensors, one entry per radius).
+    ``ratio = error / linear`` below 1 means the net uses structure beyond second moments
+    (``ratio_stationary`` = error / stationary, beyond a stationary Gaussian); comparing it
+    across noise models at equal t shows which frequencies a model learned worse. Radii are
+    averaged over their ring and over channels. Needs Σ diagonal in the Fourier basis (white
+    noise or a :class:`~sdekit.covariance.FourierCovariance`). Returns one dict per t with
+    ``t``, ``radius`` (the radii on the grid), ``error``, ``linear``, ``stationary``,
+    ``data``, ``ratio``, ``ratio_stationary`` (float64 tensors, one entry per radius) and
+    ``baseline`` (``"affine"`` or ``"stationary"``).
     """
     lam = fourier_eigenvalues(sde.covariance)
+    k = spatial_dims_of(sde.covariance)
     # the data's stationary Gaussian around each channel's mean, unridged: P_k per mode
-    gaussian = GaussianStatistics.from_images(x0, "stationary", ridge=0.0, mean="channel")
-    power = gaussian.covariance.fourier_spectrum().expand_as(lam)
-    radius, data = ring_mean(power)
+    stationary_fit = GaussianStatistics.from_images(
+        x0, "stationary", ridge=0.0, mean="channel", spatial_dims=k
+    )
+    power = stationary_fit.covariance.fourier_spectrum().expand_as(lam)
+    radius, data = ring_mean(power, k)
+    dense_ok = sde.covariance.dim <= statistics.DENSE_LIMIT
+    if gaussian is None and dense_ok:
+        gaussian = GaussianStatistics.from_images(x0, "dense")
+    if gaussian is not None and tuple(gaussian.event_shape) != tuple(sde.event_shape):
+        raise InputError(
+            f"gaussian has event_shape {gaussian.event_shape}, expected the SDE's "
+            f"{tuple(sde.event_shape)}"
+        )
     out = []
     for t in times:
         tt = torch.full((x0.shape[0],), float(t), dtype=x0.dtype, device=x0.device)
         alpha, sigma = (float(v) for v in sde.marginal(torch.tensor(float(t))))
         xt, _ = sde.perturb(x0, tt, generator=generator)
         x0_hat = sde.eps_to_x0(model(xt, tt), xt, tt)
-        spec = torch.fft.fft2((x0_hat - x0).to(torch.float64), norm="ortho")
-        error = ring_mean(spec.abs().square().cpu())[1]
+        spec = fourier_transform((x0_hat - x0).to(torch.float64), k)
+        error = ring_mean(spec.abs().square().cpu(), k)[1]
         noise = sigma**2 * lam
-        linear = ring_mean(power * noise / (alpha**2 * power + noise))[1]
+        stationary = ring_mean(power * noise / (alpha**2 * power + noise), k)[1]
+        if gaussian is not None:
+            affine = affine_error_per_mode(gaussian, sde.covariance, alpha, sigma, k)
+            linear, baseline = ring_mean(affine, k)[1], "affine"
+        else:
+            linear, baseline = stationary, "stationary"
         out.append(
             {
                 "t": float(t),
                 "radius": radius,
                 "error": error,
                 "linear": linear,
+                "stationary": stationary,
                 "data": data,
                 "ratio": error / linear,
+                "ratio_stationary": error / stationary,
+                "baseline": baseline,
             }
         )
     return out
