@@ -102,6 +102,10 @@ def test_table1_report(tmp_path, capsys):
     assert "| DDPM ancestral | 100 | 12.25 | 12.68 | 10.0 ± 1.0 | 12.0 ± 1.0 | 20.0 ± 1.0 |" in md
     # best deterministic ≤ 20 NFE: DDIM at 10 steps = 1.2 × 30 = 36 vs 10 at 100 ancestral
     assert "| isotropic s0 | 10.0 ± 1.0 | 36.0 ± 1.0 (ddim, 10) | 3.60 ± 0.37 | no |" in md
+    # and against the best stochastic cell at any step count, named (here ancestral at 100)
+    assert "vs the best stochastic cell (same model)" in md
+    line = "| isotropic s0 | 10.0 ± 1.0 (ancestral, 100) | 36.0 ± 1.0 (ddim, 10) | 3.60 ± 0.37 | no |"
+    assert line in md
     # two isotropic seeds: mean 11, sd(10, 12)/√2 = 1; GFF one seed: 20 ± 1; Δ 9 ± 1.4
     assert "| isotropic | 2 | 11.0 ± 1.0 | – |" in md
     assert "| gff | 1 | 20.0 ± 1.0 | +9.0 ± 1.4 * |" in md

@@ -1,6 +1,7 @@
 """Tools for testing samplers and models: the analytic Gaussian oracle, its class-conditional
-mixture (exact conditional and unconditional ε̂, the exact classifier) and the exact,
-floor-free score of a deterministic sampler configuration."""
+mixture (exact conditional and unconditional ε̂, the exact classifier) and the exact score
+(no Monte-Carlo floor) of a deterministic sampler configuration, to the data law or to the
+exact PF-ODE map's law."""
 
 from ..sde.gaussian_oracle import GaussianOracle
 from .gaussian_mixture import GaussianMixtureOracle
