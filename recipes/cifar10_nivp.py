@@ -1,6 +1,9 @@
-"""The paper's CIFAR-10 experiment: NI-DDPM with Gaussian-Free-Field noise vs DDPM.
+"""The paper's CIFAR-10 experiment — NI-DDPM with Gaussian-Free-Field noise vs DDPM — as far
+as its text states it (two models with the same hyperparameters, 300,000 iterations, 1000
+steps); what it leaves open (the U-Net, batch, learning rate, EMA, β schedule) is DDPM's
+(Ho et al. 2020). docs/results.md, "The paper says / sdekit assumes", lists each choice.
 
-    python recipes/cifar10_nivp.py --preset paper --noise gff          # the paper (GPUs)
+    python recipes/cifar10_nivp.py --preset paper --noise gff          # GPUs
     torchrun --nproc_per_node=8 recipes/cifar10_nivp.py --preset paper --noise gff
     python recipes/cifar10_nivp.py --preset smoke --data-dir DATA       # minutes on a CPU
     python recipes/cifar10_nivp.py evaluate --preset paper --noise gff

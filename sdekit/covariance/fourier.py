@@ -22,6 +22,8 @@ __all__ = [
     "fourier_filter",
     "fourier_transform",
     "shared_spatial_dims",
+    "spatial_dims_of",
+    "squared_frequencies",
     "mirror_frequencies",
     "power_spectrum",
 ]
@@ -70,6 +72,17 @@ def spatial_dims_of(operator) -> int:
     if operator.spatial_dims is not None:
         return operator.spatial_dims
     return max(1, min(3, len(operator.event_shape) - 1))
+
+
+def squared_frequencies(grid, dtype=torch.float64, device=None) -> Tensor:
+    """|k|² = Σ_i k_i² on the N-D grid of integer frequencies (``fftfreq(n, 1/n)`` per dim),
+    shape ``grid``, DC at index 0."""
+    grid = tuple(int(n) for n in grid)
+    k2 = torch.zeros(grid, dtype=dtype, device=device)
+    for i, n in enumerate(grid):
+        k = torch.fft.fftfreq(n, 1.0 / n, dtype=dtype, device=device)
+        k2 = k2 + k.square().reshape([n if j == i else 1 for j in range(len(grid))])
+    return k2
 
 
 def _axes(spatial_dims: int) -> tuple[int, ...]:

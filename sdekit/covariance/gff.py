@@ -8,7 +8,7 @@ import torch
 
 from ..errors import InputError
 from ._validation import as_event_shape, check_float_dtype
-from .fourier import FourierCovariance, check_spatial_dims
+from .fourier import FourierCovariance, check_spatial_dims, squared_frequencies
 
 __all__ = ["GFFCovariance", "gff_eigenvalues", "gff_spectrum"]
 
@@ -31,12 +31,8 @@ def gff_spectrum(
     """
     check_float_dtype(dtype)
     dtype = dtype or torch.get_default_dtype()
-    grid = tuple(int(n) for n in grid)
-    k2 = torch.zeros(grid, dtype=dtype, device=device)
-    for i, n in enumerate(grid):
-        k = torch.fft.fftfreq(n, 1.0 / n, dtype=dtype, device=device)
-        k2 = k2 + k.square().reshape([n if j == i else 1 for j in range(len(grid))])
-    k2[(0,) * len(grid)] = dc_frequency**2
+    k2 = squared_frequencies(grid, dtype, device)
+    k2[(0,) * k2.ndim] = dc_frequency**2
     lam = k2.pow(-alpha)
     return lam / lam.mean() if normalize else lam
 

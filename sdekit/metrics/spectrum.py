@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..covariance.fourier import check_spatial_dims, fourier_transform
+from ..covariance.fourier import check_spatial_dims, fourier_transform, squared_frequencies
 
 __all__ = ["radial_power_spectrum", "log_spectrum_distance", "ring_mean"]
 
@@ -19,11 +19,7 @@ def ring_mean(values: Tensor, spatial_dims: int = 2) -> tuple[Tensor, Tensor]:
     k = check_spatial_dims(spatial_dims, values.shape, "values' shape")
     grid = tuple(values.shape[-k:])
     flat = values.to(torch.float64).reshape(-1, *grid).mean(0).flatten()
-    k2 = torch.zeros(grid, dtype=torch.float64)
-    for i, n in enumerate(grid):
-        freq = torch.fft.fftfreq(n, 1 / n, dtype=torch.float64)
-        k2 = k2 + freq.square().reshape([n if j == i else 1 for j in range(k)])
-    radius = k2.sqrt().round().long().flatten().to(flat.device)
+    radius = squared_frequencies(grid).sqrt().round().long().flatten().to(flat.device)
     total = torch.zeros(int(radius.max()) + 1, dtype=torch.float64, device=flat.device)
     total.index_add_(0, radius, flat)
     count = torch.zeros_like(total).index_add_(0, radius, torch.ones_like(flat))
