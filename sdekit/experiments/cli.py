@@ -136,6 +136,10 @@ OPTIONS = (
            "gaussian-residual (whitened ε with a skip to the training set's Gaussian denoiser); "
            "see docs/training.md", config=("model", "target"), default=DEFAULT_TARGET,
            choices=MODEL_TARGETS),
+    Option("--gaussian-structure", "the Gaussian of --target gaussian-residual: 'stationary' "
+           "(mean image + power spectrum, FFT-cheap) or 'dense' (mean image + dense covariance: "
+           "the best affine denoiser, d <= 4096)", config=("model", "gaussian_structure"),
+           choices=("stationary", "dense")),
     Option("--schedule", "noise schedule: 'linear' (DDPM's β chain) or 'aligned' (that chain "
            "moved so each Fourier mode's SNR crosses 1 when it does under white noise; measured "
            "from the training set, see docs/training.md)", config=("schedule",),

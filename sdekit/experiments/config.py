@@ -62,7 +62,9 @@ __all__ = [
 
 MODEL_TARGETS = tuple(PARAMETERIZATIONS)
 #: the model-config keys that belong to the target, not to the U-Net
-_TARGET_KEYS = {"target"}.union(*(cls.config_keys for cls in PARAMETERIZATIONS.values()))
+_TARGET_KEYS = {"target"}.union(
+    *(cls.config_keys + cls.data_options for cls in PARAMETERIZATIONS.values())
+)
 SCHEDULES = ("linear", "aligned")
 DATA_NOISE = "data"
 
@@ -149,7 +151,10 @@ def complete_from_data(cfg: dict, images) -> dict:
     target = PARAMETERIZATIONS[model_target(cfg)]
     if target.needs_data(cfg["model"]):
         cov = make_covariance(cfg["noise"], event_shape(cfg), **noise_params(cfg))
-        cfg["model"] = {**cfg["model"], **target.from_data(x, cov).to_config()}
+        options = {
+            k: cfg["model"][k] for k in target.data_options if cfg["model"].get(k) is not None
+        }
+        cfg["model"] = {**cfg["model"], **target.from_data(x, cov, **options).to_config()}
     return cfg
 
 

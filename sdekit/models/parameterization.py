@@ -118,6 +118,8 @@ class Parameterization(abc.ABC):
     space: str = "whitened"
     #: the keys of a model config this target reads besides ``target``
     config_keys: tuple[str, ...] = ()
+    #: model-config keys that choose how :meth:`from_data` measures (passed as keywords)
+    data_options: tuple[str, ...] = ()
 
     def network_input(self, sde: SDE, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
         """What the network sees: ``(x_in, t_in)``; (x_t, t) unless preconditioned."""
@@ -366,6 +368,7 @@ class GaussianResidualParameterization(Parameterization):
 
     name = "gaussian-residual"
     config_keys = ("gaussian",)
+    data_options = ("gaussian_structure",)
 
     def __init__(self, mean, covariance):
         if not isinstance(covariance, CovarianceOperator):
@@ -396,13 +399,19 @@ class GaussianResidualParameterization(Parameterization):
         return cls(gaussian.mean, gaussian.covariance)
 
     @classmethod
-    def from_data(cls, images, covariance=None, ridge: float = 1e-6):
-        """The stationary Gaussian of ``images`` ``(n, C, H, W)``: the mean image and the
-        per-channel power spectrum around it + ``ridge``
-        (:meth:`GaussianStatistics.from_images` with ``structure="stationary"``); the
-        noise ``covariance`` is not needed."""
+    def from_data(
+        cls, images, covariance=None, ridge: float = 1e-6, gaussian_structure: str = "stationary"
+    ):
+        """The Gaussian of ``images`` ``(n, C, H, W)`` (:meth:`GaussianStatistics.from_images`):
+        ``gaussian_structure="stationary"`` (the default), the mean image and the per-channel
+        power spectrum around it + ``ridge`` — FFT-cheap, but for non-stationary data not
+        the best linear denoiser; ``"dense"``, the mean image and the dense sample covariance
+        + ``ridge`` · I — the best affine denoiser, a d × d basis per call (d ≤
+        :data:`~sdekit.covariance.DENSE_LIMIT`). A config records the choice as
+        ``model.gaussian_structure`` and the statistics as ``model.gaussian`` (``spectrum``
+        or ``factor``). The noise ``covariance`` is not needed."""
         return cls.from_statistics(
-            GaussianStatistics.from_images(images, "stationary", ridge=ridge)
+            GaussianStatistics.from_images(images, gaussian_structure, ridge=ridge)
         )
 
     @classmethod
@@ -428,7 +437,10 @@ class GaussianResidualParameterization(Parameterization):
         return GaussianStatistics(self.mean, cov)
 
     def to_config(self):
-        return {"target": self.name, "gaussian": self.statistics().to_config()}
+        gaussian = self.statistics()
+        structure = "stationary" if gaussian.covariance.fourier_spectrum() is not None else "dense"
+        return {"target": self.name, "gaussian": gaussian.to_config(),
+                "gaussian_structure": structure}  # fmt: skip
 
     def oracle(self, sde: SDE, device=None) -> GaussianOracle:
         """The :class:`~sdekit.sde.GaussianOracle` of N(μ, C) under ``sde`` on ``device``
