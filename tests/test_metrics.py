@@ -241,3 +241,22 @@ def test_the_affine_baseline_is_the_exact_denoiser_of_non_stationary_gaussian_da
     with pytest.raises(ValueError, match="gaussian has event_shape"):
         wrong = GaussianStatistics(0.0, CholeskyCovariance(torch.eye(4, dtype=F64), (1, 2, 2)))
         denoising_error_spectrum(sde, oracle, x0[:4], (0.5,), gaussian=wrong)
+
+
+def test_affine_error_per_mode_refuses_mismatched_and_oversized_inputs(monkeypatch):
+    from sdekit import CholeskyCovariance, GFFCovariance
+    from sdekit.covariance import GaussianStatistics, statistics
+    from sdekit.metrics.calibration import affine_error_per_mode
+
+    gaussian = GaussianStatistics(0.0, CholeskyCovariance(torch.eye(16, dtype=F64), (1, 4, 4)))
+    with pytest.raises(ValueError, match=r"noise covariance has \(1, 2, 2\)"):
+        affine_error_per_mode(gaussian, GFFCovariance((1, 2, 2), dtype=F64), 0.5, 0.8, 2)
+    monkeypatch.setattr(statistics, "DENSE_LIMIT", 8)
+    with pytest.raises(ValueError, match="limited to d <= 8"):
+        affine_error_per_mode(gaussian, GFFCovariance((1, 4, 4), dtype=F64), 0.5, 0.8, 2)
+    # white data under white noise: the Wiener error σ²/(α² + σ²) in every mode
+    from sdekit import IdentityCovariance
+
+    monkeypatch.setattr(statistics, "DENSE_LIMIT", 4096)
+    err = affine_error_per_mode(gaussian, IdentityCovariance((1, 4, 4)), 0.6, 0.8, 2)
+    torch.testing.assert_close(err, torch.full((1, 4, 4), 0.64 / (0.36 + 0.64), dtype=F64))

@@ -13,6 +13,8 @@ error of the order of the data itself, which deterministic samplers carry to the
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -59,8 +61,44 @@ def noise_prediction_calibration(
     return out
 
 
-def affine_error_per_mode(gaussian: GaussianStatistics, noise, alpha: float, sigma: float,
-                          spatial_dims: int) -> Tensor:  # fmt: skip
+class _AffineError:
+    """The dense pieces of :func:`affine_error_per_mode` — C, Σ and the DFT matrix — formed
+    once, so a sweep over t solves one d × d system per t and builds nothing else."""
+
+    def __init__(self, gaussian: GaussianStatistics, noise, spatial_dims: int):
+        shape = tuple(gaussian.event_shape)
+        if tuple(noise.event_shape) != shape:
+            raise InputError(
+                f"gaussian has event_shape {shape} but the noise covariance has "
+                f"{tuple(noise.event_shape)}"
+            )
+        d = gaussian.covariance.dim
+        if d > statistics.DENSE_LIMIT:
+            raise InputError(
+                f"the affine baseline forms d × d matrices and is limited to d <= "
+                f"{statistics.DENSE_LIMIT} (got d={d})"
+            )
+        self.shape, self.d = shape, d
+        self.C = gaussian.covariance.to_dense().to(torch.float64).cpu()
+        self.S = noise.to(dtype=torch.float64).to_dense().cpu()
+        grid = shape[-spatial_dims:]
+        self.p = math.prod(grid)
+        F = fourier_transform(torch.eye(self.p, dtype=torch.float64).reshape(self.p, *grid),
+                              spatial_dims)  # fmt: skip
+        self.F = F.reshape(self.p, self.p)  # row i = F e_i; the N-D DFT matrix is symmetric
+
+    def __call__(self, alpha: float, sigma: float) -> Tensor:
+        C, d, p = self.C, self.d, self.p
+        E = C - alpha**2 * C @ torch.linalg.solve(alpha**2 * C + sigma**2 * self.S, C)
+        E = 0.5 * (E + E.T)
+        blocks = E.reshape(d // p, p, d // p, p).diagonal(dim1=0, dim2=2).movedim(-1, 0)
+        per_mode = ((self.F @ blocks.to(self.F.dtype)) * self.F.conj()).sum(-1).real
+        return per_mode.reshape(self.shape)  # diag(F E_cc Fᴴ) per channel c
+
+
+def affine_error_per_mode(
+    gaussian: GaussianStatistics, noise, alpha: float, sigma: float, spatial_dims: int
+) -> Tensor:
     """E|F(x̂_W − x₀)|²_k per Fourier mode (event shape, float64) of the best *affine*
     denoiser of data with mean μ and covariance C (second moments only):
 
@@ -68,23 +106,9 @@ def affine_error_per_mode(gaussian: GaussianStatistics, noise, alpha: float, sig
         E[(x̂_W − x₀)(x̂_W − x₀)ᵀ] = C − α² C K⁻¹ C,
 
     read per channel in the orthonormal DFT over the grid (the diagonal of F E Fᴴ). Dense:
-    d ≤ :data:`sdekit.covariance.DENSE_LIMIT`."""
-    shape = tuple(gaussian.event_shape)
-    d = gaussian.covariance.dim
-    C = gaussian.covariance.to_dense().to(torch.float64).cpu()
-    S = noise.to(dtype=torch.float64).to_dense().cpu()
-    K = alpha**2 * C + sigma**2 * S
-    E = C - alpha**2 * C @ torch.linalg.solve(K, C)
-    E = 0.5 * (E + E.T)
-    grid = shape[-spatial_dims:]
-    p = 1
-    for n in grid:
-        p *= n
-    F = fourier_transform(torch.eye(p, dtype=torch.float64).reshape(p, *grid), spatial_dims)
-    F = F.reshape(p, p)  # row i = F e_i; the N-D DFT matrix is symmetric, so this is F
-    blocks = E.reshape(d // p, p, d // p, p).diagonal(dim1=0, dim2=2).movedim(-1, 0)
-    per_mode = ((F @ blocks.to(F.dtype)) * F.conj()).sum(-1).real  # diag(F E_cc Fᴴ)
-    return per_mode.reshape(shape)
+    d ≤ :data:`sdekit.covariance.DENSE_LIMIT` (``InputError`` above it, or when ``noise``
+    Σ is on another event shape)."""
+    return _AffineError(gaussian, noise, spatial_dims)(alpha, sigma)
 
 
 @torch.no_grad()
@@ -142,6 +166,7 @@ def denoising_error_spectrum(
             f"gaussian has event_shape {gaussian.event_shape}, expected the SDE's "
             f"{tuple(sde.event_shape)}"
         )
+    affine_error = None if gaussian is None else _AffineError(gaussian, sde.covariance, k)
     out = []
     for t in times:
         tt = torch.full((x0.shape[0],), float(t), dtype=x0.dtype, device=x0.device)
@@ -152,9 +177,8 @@ def denoising_error_spectrum(
         error = ring_mean(spec.abs().square().cpu(), k)[1]
         noise = sigma**2 * lam
         stationary = ring_mean(power * noise / (alpha**2 * power + noise), k)[1]
-        if gaussian is not None:
-            affine = affine_error_per_mode(gaussian, sde.covariance, alpha, sigma, k)
-            linear, baseline = ring_mean(affine, k)[1], "affine"
+        if affine_error is not None:
+            linear, baseline = ring_mean(affine_error(alpha, sigma), k)[1], "affine"
         else:
             linear, baseline = stationary, "stationary"
         out.append(
