@@ -58,7 +58,7 @@ class KroneckerCovariance(CovarianceOperator):
         self.channel = channel
         self.spatial = spatial
         self.grid = s[-k:]
-        self.spatial_dims = spatial.spatial_dims if spatial.spatial_dims is not None else k
+        self.spatial_dims = k
         self.event_shape = (channel.event_shape[0], *self.grid)
 
     def _spatial(self, fn, x: Tensor) -> Tensor:
