@@ -223,6 +223,21 @@ def test_dps_is_the_gradient_of_the_gaussian_likelihood_at_the_denoised_image():
     torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("method,options", [("dps", {}), ("pigdm", {"covariance": "isotropic"}),
+                                            ("pigdm", {})])  # fmt: skip
+def test_the_alpha_weight_scales_the_likelihood_term_by_alpha_t(method, options):
+    oracle, truth = problem()
+    m = referee_measurements(SHAPE, noise="gff")["blur"]
+    y = m.simulate(truth, torch.Generator().manual_seed(2))[0]
+    x = oracle.sample_marginal(2, 0.5, torch.Generator().manual_seed(4))
+    eps = oracle(x, 0.5)
+    plain = posterior_model(oracle.sde, oracle, m, y, method, **options)(x, 0.5)
+    weighted = posterior_model(oracle.sde, oracle, m, y, method, weight="alpha", **options)
+    alpha = oracle.sde.marginal(torch.tensor(0.5, dtype=F64))[0]
+    assert 0.05 < float(alpha) < 0.9  # a time where the weight changes the term
+    torch.testing.assert_close(weighted(x, 0.5) - eps, alpha * (plain - eps), rtol=1e-8, atol=1e-12)
+
+
 # ------------------------------------------------------------------ every sampler, every path
 SAMPLERS = [s for s in available_samplers() if "<" not in s] + ["torchdiffeq:rk4", "torchsde:euler"]
 
@@ -301,6 +316,11 @@ def test_bad_input_is_refused_with_the_argument_named():
         posterior_model(oracle.sde, oracle, good, torch.zeros(7, dtype=F64))
     with pytest.raises(InputError, match="scale"):
         posterior_model(oracle.sde, oracle, good, torch.zeros(8, dtype=F64), "dps", scale=-1.0)
+    with pytest.raises(InputError, match="weight must be one of"):
+        posterior_model(oracle.sde, oracle, good, torch.zeros(8, dtype=F64), "pigdm", weight="a")
+    with pytest.raises(InputError, match="takes the options"):
+        posterior_model(oracle.sde, oracle, good, torch.zeros(8, dtype=F64), "projection",
+                        weight="alpha")  # fmt: skip
     with pytest.raises(InputError, match="takes the options"):
         posterior_model(oracle.sde, oracle, good, torch.zeros(8, dtype=F64), "dps", step=1.0)
     with pytest.raises(InputError, match="method must be one of"):

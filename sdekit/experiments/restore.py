@@ -88,7 +88,8 @@ def task_measurement(task: str, event_shape, noise: str = "white", noise_std: fl
 
 @dataclass(frozen=True)
 class Restoration:
-    """Truth, measurement (shown through A⁺), restorations, per-image PSNR / SSIM, paths."""
+    """Truth, measurement (shown through A⁺; a blur's y as it is), restorations, per-image
+    PSNR / SSIM, paths."""
 
     truth: Tensor
     shown: Tensor
@@ -152,8 +153,9 @@ def restore_run(run_dir, *, task: str, noise: str = "white", noise_std: float = 
                 ) -> Restoration:  # fmt: skip
     """Restore ``n`` images (the test set's first, or those of an ``.npz``) measured by
     ``task`` with the run's EMA model as the prior; write a PNG (rows: truth, the measurement
-    shown through A⁺, the restoration) and an ``.npz`` (truth, y, restored as uint8 images)
-    under ``<run_dir>/restorations/`` unless ``out`` (a path stem) is given."""
+    — shown through A⁺, a blur's y as it is —, the restoration) and an ``.npz`` (truth, y,
+    restored as uint8 images) under ``<run_dir>/restorations/`` unless ``out`` (a path stem)
+    is given."""
     if not (isinstance(n, int) and n >= 1):
         raise InputError(f"n (images to restore) must be an int >= 1, got {n!r}")
     run = open_run(run_dir, device, data_dir)
@@ -171,7 +173,9 @@ def restore_run(run_dir, *, task: str, noise: str = "white", noise_std: float = 
         kwargs["model_kwargs"] = {"y": torch.full((truth.shape[0],), k, device=device)}
     restored = sample(run.sde, model, n=truth.shape[0], sampler=sampler, steps=steps,
                       generator=g, progress=progress, device=device, **kwargs)  # fmt: skip
-    shown = meas.pinv(y) if meas.has_pinv else meas.adjoint(y)
+    # a blur's y is an image already (its A⁺ divides the noise by a spectrum near 0 at high
+    # frequencies); a mask's or a downsampling's is shown through A⁺
+    shown = y if task == "deblur" else meas.pinv(y) if meas.has_pinv else meas.adjoint(y)
     psnr, ssim = image_quality(restored, truth)
     name = f"{task}-{noise}{noise_std:g}-{method}-{sampler}-{steps}steps-seed{seed}"
     stem = unused_stem(Path(out) if out else Path(run_dir) / "restorations" / (

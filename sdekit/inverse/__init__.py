@@ -13,11 +13,12 @@ The exact referee for Gaussian data is :class:`sdekit.testing.GaussianPosterior`
 from .._cg import CGResult, conjugate_gradients
 from .measurement import Measurement
 from .operators import LinearOperator, gaussian_kernel
-from .posterior import METHODS, PosteriorModel, posterior_model
+from .posterior import METHODS, WEIGHTS, PosteriorModel, posterior_model
 
 __all__ = [
     "Measurement",
     "posterior_model",
+    "WEIGHTS",
     "PosteriorModel",
     "METHODS",
     "LinearOperator",

@@ -24,6 +24,13 @@ intractable p(y | x_t) = ∫ p(y | x₀) p(x₀ | x_t) dx₀. With x̂₀ = E[x�
   formula (as in TMPD, Boys et al. 2023, and Peng et al. 2024), applied by vector-Jacobian
   products (J Σ is symmetric, so A J Σ Aᵀ u = A Σ Jᵀ Aᵀ u) inside conjugate gradients.
   For Gaussian data J and Cov are exact and constant, so this *is* the posterior score.
+- ``weight`` (``dps`` and ``pigdm``): ``"none"`` (default) uses the approximate likelihood
+  score as it is; ``"alpha"`` multiplies it by α_t, ΠGDM's practical weight (their
+  Algorithm 1 adds √ᾱ_t · g to the DDIM update; DDPM's √ᾱ_t is sdekit's α_t). With a trained
+  network J = (I − σ_t L ∂ε̂/∂x)/α_t carries the network's Jacobian error amplified by 1/α_t,
+  which near t = T (α_T ≈ 0.006 on the DDPM chain) makes the unweighted term explode; α_t
+  cancels that factor. It is a heuristic: for Gaussian data the unweighted Tweedie ΠGDM is
+  the exact posterior score and the weighted one is not.
 - ``"projection"`` (DDNM, Wang et al. 2023): exact data consistency of the denoised image,
   x̂₀' = x̂₀ + λ A⁺ (y − A x̂₀) (λ = 1: A x̂₀' = y), and the ε̂ that x̂₀' implies,
   ε̂' = L⁻¹(x − α_t x̂₀')/σ_t. It ignores the measurement noise (λ < 1 damps it) and needs
@@ -45,7 +52,10 @@ from ..models.labels import model_num_classes
 from ..sde import SDE, batch_time, expand_to
 from .measurement import Measurement
 
-__all__ = ["METHODS", "PosteriorModel", "posterior_model"]
+__all__ = ["METHODS", "WEIGHTS", "PosteriorModel", "posterior_model"]
+
+#: the time weights of the likelihood term (``weight`` option of dps and pigdm)
+WEIGHTS = ("none", "alpha")
 
 
 class PosteriorModel:
@@ -100,6 +110,9 @@ class PosteriorModel:
         scale = self.config.get("scale")
         if scale is not None and not (isinstance(scale, (int, float)) and scale > 0):
             raise InputError(f"scale (the guidance step size) must be a number > 0, got {scale!r}")
+        weight = self.config.get("weight", "none")
+        if weight not in WEIGHTS:
+            raise InputError(f"weight must be one of {WEIGHTS}, got {weight!r}")
 
     # --------------------------------------------------------------- shared parts
     def _y_for(self, x: Tensor) -> Tensor:
@@ -123,8 +136,10 @@ class PosteriorModel:
         return eps, x0, xg
 
     def _score_term(self, x: Tensor, t: Tensor, eps: Tensor, grad_log_lik: Tensor) -> Tensor:
-        """ε̂ − σ_t Lᵀ ∇ₓ log p(y | x_t)."""
-        sigma = self._coefs(t, x)[1]
+        """ε̂ − w_t σ_t Lᵀ ∇ₓ log p(y | x_t), w_t = 1 or α_t (the ``weight`` option)."""
+        alpha, sigma = self._coefs(t, x)
+        if self.config.get("weight", "none") == "alpha":
+            sigma = alpha * sigma
         return (eps - sigma * self.sde.covariance.sqrt_apply_t(grad_log_lik)).detach()
 
     def passes(self, t) -> int:
@@ -150,7 +165,7 @@ class DPS(PosteriorModel):
     ‖r‖_{Σ_y⁻¹} when ``normalize``."""
 
     method = "dps"
-    options = {"scale": 1.0, "normalize": False}
+    options = {"scale": 1.0, "normalize": False, "weight": "none"}
 
     def __call__(self, x: Tensor, t, **model_kwargs) -> Tensor:
         t = batch_time(t, x)
@@ -172,7 +187,8 @@ class PiGDM(PosteriorModel):
     Tweedie covariance; the linear system by conjugate gradients."""
 
     method = "pigdm"
-    options = {"scale": 1.0, "covariance": "tweedie", "cg_rtol": 1e-6, "cg_max_iter": 100}
+    options = {"scale": 1.0, "covariance": "tweedie", "cg_rtol": 1e-6, "cg_max_iter": 100,
+               "weight": "none"}  # fmt: skip
 
     def _check_options(self) -> None:
         super()._check_options()
@@ -270,7 +286,8 @@ def posterior_model(
       ``(n, *y_shape)`` (one per sample; n must then be the batch sampled).
     - ``method``: ``"dps"``, ``"pigdm"`` or ``"projection"`` (module docstring).
     - ``options``: ``dps``: ``scale`` (s, default 1), ``normalize`` (DPS's step-size rule,
-      default False); ``pigdm``: ``scale`` (1), ``covariance`` (``"tweedie"`` or
+      default False), ``weight`` (``"none"`` or ``"alpha"``, module docstring); ``pigdm``:
+      ``scale`` (1), ``weight``, ``covariance`` (``"tweedie"`` or
       ``"isotropic"``), ``cg_rtol`` (1e-6), ``cg_max_iter`` (100); ``projection``:
       ``strength`` (λ in (0, 1], default 1).
 
