@@ -83,3 +83,19 @@ def test_restore_study_rows_floor_figure_and_reuse(run, tmp_path, monkeypatch):
     assert sorted((run_dir / "restorations" / "study").glob("*.npz")) == stored
     assert [r.get("psnr") for r in again] == [r.get("psnr") for r in rows]
     assert all(r["seconds"] is None for r in again if r["method"] != "truth")
+
+
+def test_studies_refuse_unknown_names_before_any_work(tmp_path):
+    from sdekit.errors import InputError
+    from sdekit.experiments.few_step import few_step_study
+    from sdekit.experiments.restore_study import restore_study
+
+    missing = [("m", str(tmp_path / "no-run"))]  # never opened: the names are checked first
+    with pytest.raises(InputError, match="configs: unknown \\['ode-1000'\\]"):
+        few_step_study(missing, ["ode-1000"], [5])
+    with pytest.raises(InputError, match="budgets"):
+        few_step_study(missing, ["dpm_solver_2m"], [0])
+    with pytest.raises(InputError, match="methods: unknown \\['ddrm'\\]"):
+        restore_study(missing, methods=["ddrm"])
+    with pytest.raises(InputError, match="tasks: unknown"):
+        restore_study(missing, tasks=["colorize"])

@@ -225,8 +225,8 @@ OPTIONS = (
     Option("--posterior-scale", "'restore': the step size s of dps / pigdm", float,
            default=1.0),
     Option("--posterior-weight", "'restore', dps / pigdm: 'none' or 'alpha' (the likelihood "
-           "term times α_t, ΠGDM's practical weight; docs/inverse.md)", default="none",
-           choices=WEIGHTS),
+           "term times α_t, ΠGDM's practical weight; docs/inverse.md); default: the method's "
+           "own ('alpha' for pigdm-alpha, else 'none')", choices=WEIGHTS),
     Option("--cg-iters", "'restore', method pigdm: at most this many conjugate-gradient "
            "iterations (vector-Jacobian products) per model evaluation", int, default=20),
     Option("--restore-n", "'restore': images to restore", int, default=8),
@@ -400,7 +400,8 @@ def _restore(args, cfg: dict, run_dir: Path, progress: bool) -> dict:
     options = dict(options)
     if method != "projection":
         options["scale"] = args.posterior_scale
-        options["weight"] = args.posterior_weight
+        if args.posterior_weight is not None:
+            options["weight"] = args.posterior_weight
     if method == "pigdm":
         options["cg_max_iter"] = args.cg_iters
     result = restore_run(

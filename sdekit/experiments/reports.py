@@ -14,6 +14,7 @@ Nothing here samples or scores; it only reads what the runs hold.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import statistics
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from ..files import write_text_safely
 from ..training.checkpoint import load_checkpoint
 from .config import model_target
 
@@ -42,6 +44,7 @@ __all__ = [
     "train_wall_seconds",
     "row_images",
     "write_csv",
+    "merge_csv",
 ]
 
 
@@ -222,6 +225,26 @@ def write_csv(path, rows: Iterable[Mapping], keys: Sequence[str]) -> Path:
         w = csv.DictWriter(f, fieldnames=list(keys), extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
+    return path
+
+
+def merge_csv(path, rows: Sequence[Mapping], keys: Sequence[str], key: Sequence[str],
+              order=None) -> Path:
+    """Merge ``rows`` into the CSV at ``path`` (columns ``keys``): a stored row whose fields
+    ``key`` equal a new row's is replaced by it, the others are kept; the result is sorted by
+    ``order`` (a function of a row) where given, and written atomically."""
+    path = Path(path)
+    ident = lambda r: tuple(str(r.get(k)) for k in key)  # noqa: E731
+    old = list(csv.DictReader(path.open())) if path.is_file() else []
+    new = {ident(r) for r in rows}
+    merged = [r for r in old if ident(r) not in new] + list(rows)
+    if order is not None:
+        merged.sort(key=order)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(keys), extrasaction="ignore")
+    w.writeheader()
+    w.writerows(merged)
+    write_text_safely(path, buf.getvalue())
     return path
 
 

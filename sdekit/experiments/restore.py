@@ -47,6 +47,7 @@ RESTORE_TASKS = ("inpainting", "superres", "deblur")
 RESTORE_METHODS = {
     "pigdm": ("pigdm", {"covariance": "tweedie"}),
     "pigdm-isotropic": ("pigdm", {"covariance": "isotropic"}),
+    "pigdm-alpha": ("pigdm", {"covariance": "isotropic", "weight": "alpha"}),
     "dps": ("dps", {}),
     "dps-normalized": ("dps", {"normalize": True}),
     "projection": ("projection", {}),
