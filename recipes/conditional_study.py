@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from sdekit.experiments.evaluation import evaluate_run
-from sdekit.experiments.reports import plot_fid_accuracy
+from sdekit.experiments.reports import merge_csv, plot_fid_accuracy
 from sdekit.experiments.runs import open_run
 from sdekit.experiments.sampling import RunSampler
 from sdekit.sampling import SamplingSpec
@@ -87,15 +87,9 @@ def main(argv=None) -> None:
         spec = SamplingSpec.from_dict({**best["spec"], "n": 100})  # 10 per class: a row each
         x, _ = RunSampler(run.cfg, run.sde, run.model)(spec)
         print(f"wrote {save_image_grid(x, args.figures / f'conditional_{noise}.png', 10)}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    old = list(csv.DictReader(args.out.open())) if args.out.is_file() else []
-    key = lambda r: (r["noise"], r["sampler"], str(r["nfe"]), str(r["scale"]), r["interval"])  # noqa: E731
-    merged = {key(r): r for r in old} | {key(r): {k: r.get(k, "") for k in FIELDS} for r in rows}
-    with args.out.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
-        writer.writeheader()
-        writer.writerows(merged.values())
-    plot_fid_accuracy([r for r in merged.values() if r["accuracy"] not in ("", None)],
+    merge_csv(args.out, rows, FIELDS, ("noise", "sampler", "nfe", "scale", "interval"))
+    merged = list(csv.DictReader(args.out.open()))
+    plot_fid_accuracy([r for r in merged if r["accuracy"] not in ("", None)],
          args.figures / "conditional_fid_accuracy.png")  # fmt: skip
     print(f"wrote {args.out}")
 

@@ -99,3 +99,17 @@ def test_studies_refuse_unknown_names_before_any_work(tmp_path):
         restore_study(missing, methods=["ddrm"])
     with pytest.raises(InputError, match="tasks: unknown"):
         restore_study(missing, tasks=["colorize"])
+
+
+def test_merge_csv_replaces_rows_by_key_and_keeps_the_rest(tmp_path):
+    from sdekit.experiments.reports import merge_csv
+
+    path = tmp_path / "rows.csv"
+    fields = ["model", "nfe", "fid", "note"]
+    merge_csv(path, [{"model": "a", "nfe": 5, "fid": 9.5}, {"model": "b", "nfe": 5, "fid": 3.0}],
+              fields, ("model", "nfe"))  # fmt: skip
+    merge_csv(path, [{"model": "a", "nfe": 5, "fid": 8.25, "extra": 1}], fields, ("model", "nfe"),
+              order=lambda r: r["model"])  # fmt: skip
+    rows = list(csv.DictReader(path.open()))
+    assert rows == [{"model": "a", "nfe": "5", "fid": "8.25", "note": ""},
+                    {"model": "b", "nfe": "5", "fid": "3.0", "note": ""}]  # fmt: skip
