@@ -51,9 +51,12 @@ def main(argv=None) -> list[dict]:
         runs.append((model or Path(run_dir).name, run_dir))
     try:
         budgets = [int(v) for v in args.nfe.split(",")]
+    except ValueError:
+        p.error(f"--nfe: comma-separated positive integers, got {args.nfe!r}")
+    try:
         rows = few_step_study(runs, args.configs.split(","), budgets, n=args.n, seed=args.seed,
                               max_evaluations=args.max_evaluations, out=args.out)  # fmt: skip
-    except (InputError, ValueError) as err:
+    except InputError as err:
         p.error(str(err))
     print(few_step_table(rows))
     return rows

@@ -28,7 +28,7 @@ from sdekit.experiments.restore_study import restore_study
 
 def main(argv=None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("runs", nargs="+", help="prior=run_dir pairs")
+    ap.add_argument("runs", nargs="+", help="prior=run_dir pairs (or a run folder alone)")
     ap.add_argument("--tasks", default=",".join(RESTORE_TASKS))
     ap.add_argument("--noises", default=",".join(MEASUREMENT_NOISES))
     ap.add_argument("--methods", default="pigdm-alpha,dps-normalized,projection",

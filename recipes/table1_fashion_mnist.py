@@ -23,6 +23,9 @@ training seed. Writes into ``--out``:
   from the sample files its summary row lists (``cells``); a run whose summary lists none
   is named on stderr.
 
+``--from-csv docs/results/table1.csv`` redraws only ``fid_vs_steps.png`` (into ``--out``)
+from a written CSV, with no run folders.
+
 Nothing is sampled here; it only reads the runs (``sdekit.experiments.table1`` does the
 work). Needs the ``recipes`` extra (matplotlib).
 """
@@ -33,12 +36,13 @@ import argparse
 from pathlib import Path
 
 from sdekit.errors import InputError
-from sdekit.experiments.table1 import SAMPLERS, parse_extra, write_table1
+from sdekit.experiments.table1 import SAMPLERS, parse_extra, plot_from_csv, write_table1
 
 
 def main(argv=None) -> Path:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("runs", type=Path, nargs="+", help="evaluated run folders")
+    p.add_argument("runs", type=Path, nargs="*", help="evaluated run folders")
+    p.add_argument("--from-csv", type=Path, help="redraw fid_vs_steps.png from this table1.csv")
     p.add_argument("--out", type=Path, default=Path("docs/results"), help="output folder")
     p.add_argument("--samplers", default=",".join(SAMPLERS), help="samplers, in table order")
     p.add_argument("--grid-steps", type=int, default=100, help="ancestral steps of the grids")
@@ -58,6 +62,15 @@ def main(argv=None) -> Path:
         "the main one (repeatable)",
     )
     args = p.parse_args(argv)
+    if args.from_csv is not None or not args.runs:
+        if args.from_csv is None or args.runs:
+            p.error("give evaluated run folders, or --from-csv table1.csv alone")
+        try:
+            print(plot_from_csv(args.from_csv, args.out / "fid_vs_steps.png",
+                                args.samplers.split(",")))  # fmt: skip
+        except InputError as err:
+            p.error(str(err))
+        return args.out
     try:
         text = write_table1(
             args.runs,

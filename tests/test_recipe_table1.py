@@ -278,3 +278,20 @@ def test_table1_report_names_a_run_whose_summary_lists_no_cells(tmp_path, capsys
     assert sample_grid(describe(run), steps=50) is None  # --grid-steps 50: no such row
     err = capsys.readouterr().err
     assert f"{run}: no samples_*.png: its summaries have no ancestral 50-step row" in err
+
+
+def test_the_figure_redraws_from_the_csv_alone(tmp_path):
+    from sdekit.errors import InputError
+    from sdekit.experiments.table1 import plot_from_csv
+
+    path = tmp_path / "table1.csv"
+    path.write_text(
+        "model,noise,seed,table,sampler,steps,nfe,n,fid,fid_sd\n"
+        "isotropic s0,isotropic,0,main,ancestral,100,100,500,27.7,4.8\n"
+        "isotropic s0,isotropic,0,main,ancestral,50,50,500,18.7,3.5\n"
+        "gff s1,gff,1,main,ddim,20,20,500,60.1,5.0\n"
+    )
+    png = plot_from_csv(path, tmp_path / "fid_vs_steps.png")
+    assert png.is_file() and png.stat().st_size > 10_000
+    with pytest.raises(InputError, match="csv_path"):
+        plot_from_csv(tmp_path / "missing.csv", tmp_path / "x.png")

@@ -141,7 +141,7 @@ def few_step_study(runs: Sequence[tuple[str, str]], configs: Sequence[str],
     if unknown:
         raise InputError(f"configs: unknown {unknown}; choose from {list(FEW_STEP_CONFIGS)}")
     if not budgets or any(int(b) < 1 for b in budgets):
-        raise InputError(f"budgets must be positive model-call counts, got {list(budgets)}")
+        raise InputError(f"budgets (--nfe) must be positive model-call counts, got {list(budgets)}")
     fit = {"n": 8, "seed": seed + 1, "max_evaluations": max_evaluations,
            "reference_steps": 400}  # fmt: skip
     order = lambda r: (r["model"], list(FEW_STEP_CONFIGS).index(r["config"]), int(r["nfe"]))  # noqa: E731

@@ -231,19 +231,21 @@ def write_csv(path, rows: Iterable[Mapping], keys: Sequence[str]) -> Path:
 def merge_csv(path, rows: Sequence[Mapping], keys: Sequence[str], key: Sequence[str],
               order=None) -> Path:
     """Merge ``rows`` into the CSV at ``path`` (columns ``keys``): a stored row whose fields
-    ``key`` equal a new row's is replaced by it, the others are kept; the result is sorted by
-    ``order`` (a function of a row) where given, and written atomically."""
+    ``key`` equal a new row's is replaced by it in place, new keys are appended (the last of
+    equal new rows wins); the result is sorted by ``order`` (a function of a row) where
+    given, and written atomically. Key fields compare as their CSV text (``None`` as "")."""
     path = Path(path)
-    ident = lambda r: tuple(str(r.get(k)) for k in key)  # noqa: E731
-    old = list(csv.DictReader(path.open())) if path.is_file() else []
-    new = {ident(r) for r in rows}
-    merged = [r for r in old if ident(r) not in new] + list(rows)
+    text = lambda v: "" if v is None else str(v)  # noqa: E731
+    ident = lambda r: tuple(text(r.get(k)) for k in key)  # noqa: E731
+    merged = {ident(r): r for r in (csv.DictReader(path.open()) if path.is_file() else [])}
+    merged.update((ident(r), r) for r in rows)
+    out = list(merged.values())
     if order is not None:
-        merged.sort(key=order)
+        out.sort(key=order)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(keys), extrasaction="ignore")
     w.writeheader()
-    w.writerows(merged)
+    w.writerows(out)
     write_text_safely(path, buf.getvalue())
     return path
 

@@ -84,6 +84,8 @@ def restore_study(runs: Sequence[tuple[str, str]], tasks: Sequence[str] = RESTOR
         if set(given) - set(known):
             raise InputError(f"{arg}: unknown {sorted(set(given) - set(known))}; "
                              f"choose from {list(known)}")  # fmt: skip
+    if figure and "gff" not in noises:
+        raise InputError("figure (--figure) shows the GFF-noise cells: add 'gff' to noises")
     settings = {"n": n, "steps": steps, "noise_std": noise_std, "seed": seed}
     keys = ("prior", "task", "noise", "method")
     rows, cells = [], {}

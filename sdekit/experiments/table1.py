@@ -33,6 +33,7 @@ from .reports import (
 )
 
 __all__ = [
+    "plot_from_csv",
     "PAPER_STEPS",
     "PAPER_FID",
     "SAMPLERS",
@@ -296,6 +297,26 @@ def plot(rows, samplers: Sequence[str], runs, path) -> None:
         ax.legend(fontsize=7)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_from_csv(csv_path, path, samplers: Sequence[str] = SAMPLERS) -> Path:
+    """Redraw ``fid_vs_steps.png`` (:func:`plot`) from a ``table1.csv`` alone, with no run
+    folders: the models, their noise and seed in the CSV's order."""
+    import csv
+
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise InputError(f"csv_path: {csv_path} is not a file (a table1.csv)")
+    rows = []
+    for r in csv.DictReader(csv_path.open()):
+        rows.append({**r, "steps": int(r["steps"]), "seed": int(r["seed"]),
+                     "fid": float(r["fid"]), "fid_sd": float(r["fid_sd"])})  # fmt: skip
+    if not rows:
+        raise InputError(f"csv_path: {csv_path} has no rows")
+    runs = list({r["model"]: {"model": r["model"], "noise": r["noise"], "seed": r["seed"]}
+                 for r in rows}.values())  # fmt: skip
+    plot(rows, samplers, runs, path)
+    return Path(path)
 
 
 def sample_grid(run: Mapping, steps: int = 100, n: int = 64):
