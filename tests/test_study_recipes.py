@@ -113,3 +113,19 @@ def test_merge_csv_replaces_rows_by_key_and_keeps_the_rest(tmp_path):
     rows = list(csv.DictReader(path.open()))
     assert rows == [{"model": "a", "nfe": "5", "fid": "8.25", "note": ""},
                     {"model": "b", "nfe": "5", "fid": "3.0", "note": ""}]  # fmt: skip
+
+
+def test_teleport_configurations_start_after_the_gaussian_jump(run, tmp_path, monkeypatch):
+    from sdekit.experiments.few_step import FEW_STEP_CONFIGS, TELEPORT_SNR, few_step_study
+
+    run_dir, cache = run
+    monkeypatch.setenv("SDEKIT_CACHE", str(cache))
+    assert FEW_STEP_CONFIGS["ipndm3-afs-teleport"].teleport == TELEPORT_SNR
+    rows = few_step_study([("tiny", str(run_dir))], ["ode-100", "dpm_solver_2m",
+                          "dpm_solver_2m-teleport"], [4], n=6, out=tmp_path / "fs.csv")  # fmt: skip
+    by = {r["config"]: r for r in rows}
+    assert by["dpm_solver_2m-teleport"]["nfe"] == 4  # the jump costs no model call
+    assert by["dpm_solver_2m-teleport"]["dist"] != by["dpm_solver_2m"]["dist"]
+    summary = json.loads((run_dir / "few_step.json").read_text())
+    jumped = [r for r in summary["rows"] if r.get("teleport") == TELEPORT_SNR]
+    assert len(jumped) == 1 and 0 < jumped[0]["teleport_time"] < 1

@@ -1,7 +1,10 @@
 """Few-step sampling of trained runs against the model's own converged ODE solve.
 
 A *configuration* is a sampler with its options, on its own grid or on a grid calibrated to
-the trained model (:func:`calibrated_grid`). :func:`few_step_study` evaluates every
+the trained model (:func:`calibrated_grid`), started from the prior or — the ``-teleport``
+configurations — after a Gaussian teleport to SNR :data:`TELEPORT_SNR` (the closed-form flow
+of the training set's Gaussian replaces the network above it: help from the data that the
+other configurations do not get). :func:`few_step_study` evaluates every
 configuration × budget (model calls, NFE) of each run through the cell store of
 :func:`~sdekit.experiments.evaluate_run` — classifier FID ± bootstrap sd, precision, recall —
 and measures, with no classifier, how far each deterministic configuration's samples are from
@@ -23,6 +26,7 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -37,6 +41,8 @@ from .sampling import run_context
 
 __all__ = [
     "REFERENCE",
+    "TELEPORT_SNR",
+    "FewStepConfig",
     "FEW_STEP_CONFIGS",
     "FEW_STEP_FIELDS",
     "calibrated_grid",
@@ -46,15 +52,32 @@ __all__ = [
 ]
 
 REFERENCE = "ode-100"
-#: configuration → (sampler, sampler options, calibrated)
+#: the hand-over SNR of the ``-teleport`` configurations (docs/results.md's ``--teleport-snr 1``)
+TELEPORT_SNR = 1.0
+
+
+class FewStepConfig(NamedTuple):
+    """A sampler with its options, on a grid calibrated to the model or on its own, started
+    after a :class:`~sdekit.sampling.GaussianTeleport` to SNR ``teleport`` or from the prior."""
+
+    sampler: str
+    options: Mapping = {}
+    calibrated: bool = False
+    teleport: float | None = None
+
+
+_IPNDM3_AFS = {"order": 3, "afs": True}
+#: configuration name → :class:`FewStepConfig`
 FEW_STEP_CONFIGS = {
-    REFERENCE: ("dpm_solver_2m", {}, False),
-    "dpm_solver_2m": ("dpm_solver_2m", {}, False),
-    "ipndm3-afs": ("ipndm", {"order": 3, "afs": True}, False),
-    "dpm_solver_2m-calibrated": ("dpm_solver_2m", {}, True),
-    "ipndm3-afs-calibrated": ("ipndm", {"order": 3, "afs": True}, True),
-    "ancestral": ("ancestral", {}, False),
-    "ddim": ("ddim", {}, False),
+    REFERENCE: FewStepConfig("dpm_solver_2m"),
+    "dpm_solver_2m": FewStepConfig("dpm_solver_2m"),
+    "ipndm3-afs": FewStepConfig("ipndm", _IPNDM3_AFS),
+    "dpm_solver_2m-calibrated": FewStepConfig("dpm_solver_2m", calibrated=True),
+    "ipndm3-afs-calibrated": FewStepConfig("ipndm", _IPNDM3_AFS, calibrated=True),
+    "dpm_solver_2m-teleport": FewStepConfig("dpm_solver_2m", teleport=TELEPORT_SNR),
+    "ipndm3-afs-teleport": FewStepConfig("ipndm", _IPNDM3_AFS, teleport=TELEPORT_SNR),
+    "ancestral": FewStepConfig("ancestral"),
+    "ddim": FewStepConfig("ddim"),
 }
 FEW_STEP_FIELDS = ["model", "config", "nfe", "fid", "fid_sd", "dist", "dist_sd", "precision",
                    "recall", "calibration_calls", "calibration_seconds", "seconds", "n", "seed",
@@ -90,9 +113,10 @@ def calibrated_grid(run_dir, run, sampler: str, options: Mapping, nfe: int, fit:
 
 
 def _spec(config: str, nfe: int, n: int, seed: int, grid=None) -> SamplingSpec:
-    sampler, options, _ = FEW_STEP_CONFIGS[config]
-    return SamplingSpec(sampler=sampler, steps=REFERENCE_NFE if config == REFERENCE else nfe,
-                        n=n, seed=seed, clip_x0=IMAGE_RANGE, options=options,
+    c = FEW_STEP_CONFIGS[config]
+    return SamplingSpec(sampler=c.sampler, steps=REFERENCE_NFE if config == REFERENCE else nfe,
+                        n=n, seed=seed, clip_x0=IMAGE_RANGE, options=dict(c.options),
+                        teleport=c.teleport,
                         grid=None if grid is None else tuple(grid))  # fmt: skip
 
 
@@ -110,8 +134,10 @@ def few_step_rows(model: str, run_dir, configs: Sequence[str], budgets: Sequence
     cells, extra = [], []
     for config in configs:
         for nfe in [REFERENCE_NFE] if config == REFERENCE else budgets:
-            sampler, options, calibrated = FEW_STEP_CONFIGS[config]
-            info = calibrated_grid(run_dir, run, sampler, options, nfe, fit) if calibrated else {}
+            c = FEW_STEP_CONFIGS[config]
+            info = {}
+            if c.calibrated:
+                info = calibrated_grid(run_dir, run, c.sampler, c.options, nfe, fit)
             cells.append((config, _spec(config, nfe, n, seed, info.get("grid"))))
             extra.append({"calibration_calls": info.get("calls"),
                           "calibration_seconds": info.get("seconds")})  # fmt: skip
@@ -124,7 +150,7 @@ def few_step_rows(model: str, run_dir, configs: Sequence[str], budgets: Sequence
         scores = {k: r.get(k) for k in ("fid", "fid_sd", "precision", "recall", "seconds")}
         row = {"model": model, "config": config, "nfe": r["nfe"], "run": str(run_dir),
                "n": spec.n, "seed": seed, **more, **scores}  # fmt: skip
-        if ref is not None and FEW_STEP_CONFIGS[config][0] != "ancestral":
+        if ref is not None and FEW_STEP_CONFIGS[config].sampler != "ancestral":
             row["dist"], row["dist_sd"] = _distance(row_images(run_dir, r), ref)
         rows.append(row)
     return rows
