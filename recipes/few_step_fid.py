@@ -13,8 +13,9 @@ Configurations (``--configs``; deterministic unless named otherwise):
 - ``dpm_solver_2m-calibrated`` / ``ipndm3-afs-calibrated``: the same on a grid fitted by
   :func:`sdekit.sampling.optimize_grid` to the model's own trajectories (no data), cached in
   ``<run>/few_step_grids.json`` with its cost in model calls and seconds;
-- ``dpm_solver_2m-teleport`` / ``ipndm3-afs-teleport``: the same after a Gaussian teleport
-  to SNR 1 (the training set's Gaussian, not the network, above it; docs/samplers.md);
+- ``dpm_solver_2m-teleport`` / ``ipndm3-teleport``: the same (iPNDM-3 without afs, which
+  holds only at the prior) after a Gaussian teleport to SNR 1 (the training set's
+  Gaussian, not the network, above it; docs/samplers.md);
 - ``ancestral``, ``ddim``: DDPM ancestral and DDIM on their own grids, for reference.
 
 Every cell draws ``--n`` samples from ``--seed`` with the x̂₀ clamp of docs/results.md; the

@@ -120,7 +120,7 @@ def test_teleport_configurations_start_after_the_gaussian_jump(run, tmp_path, mo
 
     run_dir, cache = run
     monkeypatch.setenv("SDEKIT_CACHE", str(cache))
-    assert FEW_STEP_CONFIGS["ipndm3-afs-teleport"].teleport == TELEPORT_SNR
+    assert FEW_STEP_CONFIGS["ipndm3-teleport"].teleport == TELEPORT_SNR
     rows = few_step_study([("tiny", str(run_dir))], ["ode-100", "dpm_solver_2m",
                           "dpm_solver_2m-teleport"], [4], n=6, out=tmp_path / "fs.csv")  # fmt: skip
     by = {r["config"]: r for r in rows}

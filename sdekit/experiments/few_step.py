@@ -75,7 +75,8 @@ FEW_STEP_CONFIGS = {
     "dpm_solver_2m-calibrated": FewStepConfig("dpm_solver_2m", calibrated=True),
     "ipndm3-afs-calibrated": FewStepConfig("ipndm", _IPNDM3_AFS, calibrated=True),
     "dpm_solver_2m-teleport": FewStepConfig("dpm_solver_2m", teleport=TELEPORT_SNR),
-    "ipndm3-afs-teleport": FewStepConfig("ipndm", _IPNDM3_AFS, teleport=TELEPORT_SNR),
+    # no afs after a teleport: the analytic first step holds only at the prior
+    "ipndm3-teleport": FewStepConfig("ipndm", {"order": 3}, teleport=TELEPORT_SNR),
     "ancestral": FewStepConfig("ancestral"),
     "ddim": FewStepConfig("ddim"),
 }
