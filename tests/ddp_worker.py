@@ -24,7 +24,8 @@ def main(out: Path, steps: int) -> None:
     (out / f"losses_rank{rank}.json").write_text(json.dumps(losses))
     if distributed:
         tr.save_checkpoint()  # collective: exercises the gathered RNG states
-        dist.destroy_process_group()
+        dist.barrier()  # both ranks past the checkpoint before gloo's teardown (an early
+        dist.destroy_process_group()  # teardown aborted a rank under load once)
 
 
 if __name__ == "__main__":
