@@ -237,7 +237,10 @@ def merge_csv(path, rows: Sequence[Mapping], keys: Sequence[str], key: Sequence[
     path = Path(path)
     text = lambda v: "" if v is None else str(v)  # noqa: E731
     ident = lambda r: tuple(text(r.get(k)) for k in key)  # noqa: E731
-    merged = {ident(r): r for r in (csv.DictReader(path.open()) if path.is_file() else [])}
+    merged = {}
+    if path.is_file():
+        with path.open(newline="") as f:
+            merged = {ident(r): r for r in csv.DictReader(f)}
     merged.update((ident(r), r) for r in rows)
     out = list(merged.values())
     if order is not None:
