@@ -35,3 +35,22 @@ def test_snr_crossings_prints_the_quantile_table(tmp_path, capsys):
     aligned = [float(v) for v in lines[5].strip("| ").split(" | ")[1:]]
     assert lines[5].startswith("| GFF, aligned chain")
     assert white == sorted(white, reverse=True) and abs(white[0] - aligned[0]) < 0.01
+
+
+def test_snr_crossings_takes_registry_noises(tmp_path, capsys):
+    """--noises: one row per registry name, white noise's row as in the default table, a
+    coloured noise's not; an unknown name is refused."""
+    from test_data import write_fashion
+
+    write_fashion(tmp_path / "fm", n=16)
+    recipe = load("snr_crossings")
+    recipe.main(["--data-dir", str(tmp_path / "fm"), "--noises", "isotropic,pink,blue",
+                 "--no-aligned"])  # fmt: skip
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| white", "| pink", "| blue"]
+    recipe.main(["--data-dir", str(tmp_path / "fm")])
+    default = capsys.readouterr().out.splitlines()
+    assert lines[2] == default[2] and lines[3] != lines[2]
+    with pytest.raises(SystemExit):
+        recipe.main(["--data-dir", str(tmp_path / "fm"), "--noises", "bogus"])
+    assert "--noises: unknown ['bogus']" in capsys.readouterr().err
