@@ -295,3 +295,22 @@ def test_the_figure_redraws_from_the_csv_alone(tmp_path):
     assert png.is_file() and png.stat().st_size > 10_000
     with pytest.raises(InputError, match="csv_path"):
         plot_from_csv(tmp_path / "missing.csv", tmp_path / "x.png")
+
+
+@pytest.mark.parametrize(
+    ("cfg", "label"),
+    [
+        ({"noise": "gff", "model": {"target": "whitened"}}, "gff"),
+        ({"noise": "pink", "schedule": "aligned", "model": {"target": "whitened"}}, "pink-aligned"),
+        ({"noise": "gff", "model": {"target": "correlated"}}, "gff-correlated"),
+        ({"noise": "gff", "model": {"target": "gaussian-residual"}}, "gff-gaussian-residual"),
+        (
+            {"noise": "gff", "model": {"target": "gaussian-residual", "gaussian_structure": "dense"}},
+            "gff-gaussian-residual-dense",
+        ),
+    ],
+)
+def test_a_run_is_labelled_by_noise_schedule_target_and_gaussian(cfg, label):
+    from sdekit.experiments.reports import noise_label
+
+    assert noise_label(cfg) == label

@@ -103,10 +103,13 @@ def sampler_label(row: Mapping) -> str:
 def noise_label(cfg: Mapping) -> str:
     """``isotropic``, ``gff``, ``data``, with ``-aligned`` for the aligned schedule and
     ``-<target>`` for a training target other than the paper's whitened ε (e.g.
-    ``gff-correlated``)."""
+    ``gff-correlated``), and ``-dense`` for a Gaussian residual to the dense Gaussian
+    (``gff-gaussian-residual-dense``)."""
     aligned = "-aligned" if cfg.get("schedule", "linear") == "aligned" else ""
-    target = model_target({**cfg, "model": cfg.get("model") or {}})  # the library's default
-    return f"{cfg['noise']}{aligned}" + ("" if target == "whitened" else f"-{target}")
+    model = cfg.get("model") or {}
+    target = model_target({**cfg, "model": model})  # the library's default
+    dense = "-dense" if model.get("gaussian_structure") == "dense" else ""
+    return f"{cfg['noise']}{aligned}" + ("" if target == "whitened" else f"-{target}{dense}")
 
 
 def merged_summary(run_dir, names: Sequence[str]) -> dict:
