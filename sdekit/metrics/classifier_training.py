@@ -53,7 +53,7 @@ def train_fashion_classifier(
             loss.backward()
             opt.step()
         log.info(
-            "epoch %d done (%.0f s), loss %.3f", epoch + 1, time.perf_counter() - t0, float(loss)
+            "epoch %d done (%.0f s), loss %.3f", epoch + 1, time.perf_counter() - t0, loss.item()
         )
     acc = accuracy(model, test)
     path = Path(out) if out else default_classifier_path()
