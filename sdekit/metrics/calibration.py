@@ -141,7 +141,8 @@ def denoising_error_spectrum(
       P_k σ²λ_k / (α² P_k + σ² λ_k) — a weaker baseline for non-stationary data;
     - ``data``: P_k itself (what x̂₀ = mean would lose).
 
-    ``ratio = error / linear`` below 1 means the net uses structure beyond second moments
+    ``ratio = error / linear`` below 1 (with ``baseline == "affine"``) means the net uses
+    structure beyond second moments
     (``ratio_stationary`` = error / stationary, beyond a stationary Gaussian); comparing it
     across noise models at equal t shows which frequencies a model learned worse. Radii are
     averaged over their ring and over channels. Needs Σ diagonal in the Fourier basis (white

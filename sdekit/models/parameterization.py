@@ -41,9 +41,13 @@ deviation of the *whitened* data, √(mean_k P_k / λ_k) for a Fourier-diagonal 
 approximation N(μ, C) of the data (:class:`~sdekit.sde.GaussianOracle`; for
 Fourier-diagonal C and Σ per mode k of the whitened spectrum c_k = P_k / λ_k,
 ε̂_G = σ (α² c_k + σ²)⁻¹ (y − α ν)_k): the network predicts only the residual
-ε − ε̂_G, so a zero output (the U-Net's initialisation) is already the best *linear*
-denoiser, and at high noise, where the exact ε̂ equals ε̂_G to first order in the SNR,
-the network's job is to output ≈ 0. The loss is the paper's whitened ε loss unchanged.
+ε − ε̂_G, so a zero output (the U-Net's initialisation) is already the exact denoiser of
+that Gaussian — the best *affine* denoiser of the data only when C is its dense covariance
+(``gaussian_structure="dense"``); the default stationary C (power spectrum) is a weaker
+baseline for non-stationary data. At high noise the exact ε̂ equals the dense Gaussian's to
+first order in the SNR, so there the network's job is to output ≈ 0 (with the dense
+structure) or the stationary Gaussian's shortfall. The loss is the paper's whitened ε loss
+unchanged.
 
 Each row is one class registered under its name (:data:`PARAMETERIZATIONS`; the name is a
 config's ``model.target``, and the old name ``eps`` still reads as ``whitened``,
@@ -360,8 +364,9 @@ class GaussianResidualParameterization(Parameterization):
       ``FourierCovariance``) costs two FFTs per call, otherwise a dense d × d basis.
 
     Any Gaussian leaves the loss optimum at the exact E[ε | x_t]; the data's own mean and
-    covariance make the network's starting point and high-noise target the best linear
-    denoiser. :meth:`from_data` fits the training set's stationary Gaussian
+    dense covariance make the network's starting point and high-noise target the best
+    affine denoiser (a stationary C: the best one among stationary Gaussians only).
+    :meth:`from_data` fits the training set's stationary Gaussian
     (:class:`~sdekit.covariance.GaussianStatistics`); a config records it as
     ``model.gaussian`` (:meth:`~sdekit.covariance.GaussianStatistics.to_config`).
     """
