@@ -260,3 +260,25 @@ def test_affine_error_per_mode_refuses_mismatched_and_oversized_inputs(monkeypat
     monkeypatch.setattr(statistics, "DENSE_LIMIT", 4096)
     err = affine_error_per_mode(gaussian, IdentityCovariance((1, 4, 4)), 0.6, 0.8, 2)
     torch.testing.assert_close(err, torch.full((1, 4, 4), 0.64 / (0.36 + 0.64), dtype=F64))
+
+
+def test_classifier_fingerprint_names_its_weights(tmp_path, monkeypatch):
+    """The fingerprint is a function of the weights alone: the same weights saved twice share
+    it, one changed float does not, and the loaded record carries it."""
+    from sdekit.metrics.features import (
+        FashionClassifier,
+        load_fashion_classifier,
+        weights_fingerprint,
+    )
+
+    torch.manual_seed(0)
+    state = FashionClassifier().state_dict()
+    same = {k: v.clone() for k, v in reversed(list(state.items()))}
+    assert weights_fingerprint(state) == weights_fingerprint(same)
+    name = next(k for k, v in state.items() if v.is_floating_point())
+    same[name].view(-1)[0] += 1e-6
+    assert weights_fingerprint(state) != weights_fingerprint(same)
+    path = tmp_path / "classifier.pt"
+    torch.save({"model": state, "test_accuracy": 0.5, "epochs": 0}, path)
+    _, record = load_fashion_classifier(path)
+    assert record["fingerprint"] == weights_fingerprint(state) and len(record["fingerprint"]) == 12

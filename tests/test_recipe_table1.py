@@ -152,6 +152,11 @@ def test_table1_report_merges_staged_summaries(tmp_path):
     (run / "stage2.json").write_text(json.dumps(dict(second, samples_per_cell=4)))
     with pytest.raises(ValueError, match="differ in samples_per_cell"):
         load("table1_fashion_mnist").main([str(run), "--summaries", "stage1,stage2"])
+    # scored by another classifier (another feature space): not one table
+    other = dict(second, features="fashion-classifier (test accuracy 0.9032, weights 0123456789ab)")
+    (run / "stage2.json").write_text(json.dumps(other))
+    with pytest.raises(ValueError, match="differ in features"):
+        load("table1_fashion_mnist").main([str(run), "--summaries", "stage1,stage2"])
 
 
 def test_table1_report_keeps_teleported_cells_apart(tmp_path):
@@ -182,6 +187,7 @@ def test_table1_report_keeps_teleported_cells_apart(tmp_path):
         "samples_per_cell": 8,
         "seed": 0,
         "clip_x0": 1.0,
+        "features": "f",
     }
     (run / "teleport1.json").write_text(json.dumps(tele))
     out = tmp_path / "out"

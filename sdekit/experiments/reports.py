@@ -115,10 +115,12 @@ def noise_label(cfg: Mapping) -> str:
 def merged_summary(run_dir, names: Sequence[str]) -> dict:
     """The first summary among ``names`` (``<run>/<name>.json``) that exists, with the rows
     of the later ones added where a (sampler label, steps) cell is missing; all must score
-    the same number of samples from the same seed(s) with the same clamp.
+    the same number of samples from the same seed(s) with the same clamp, in the same
+    feature space.
 
     **Raises:** ``FileNotFoundError`` if none exists; ``ValueError`` if two differ in
-    ``samples_per_cell``, ``seed`` or ``clip_x0``.
+    ``samples_per_cell``, ``seed``, ``clip_x0`` or ``features`` (the extractor, e.g. a
+    retrained classifier: its FIDs are on another scale).
     """
     run_dir = Path(run_dir)
     found = [
@@ -130,8 +132,8 @@ def merged_summary(run_dir, names: Sequence[str]) -> dict:
         raise FileNotFoundError(f"{run_dir}: none of {', '.join(n + '.json' for n in names)}")
     merged = dict(found[0], rows=list(found[0]["rows"]))
     for other in found[1:]:
-        for key in ("samples_per_cell", "seed", "clip_x0"):
-            if other[key] != merged[key]:
+        for key in ("samples_per_cell", "seed", "clip_x0", "features"):
+            if other.get(key) != merged.get(key):
                 raise ValueError(f"{run_dir}: summaries differ in {key}")
         have = {(sampler_label(r), r["steps"]) for r in merged["rows"]}
         merged["rows"] += [r for r in other["rows"] if (sampler_label(r), r["steps"]) not in have]
@@ -165,7 +167,8 @@ def describe(run_dir, names: Sequence[str] = ("evaluation",), extra: Mapping | N
 def collect(runs: Iterable[Mapping]) -> list[dict]:
     """Every summary row of every run (:func:`describe`), flat: the row's fields with
     ``model``, ``noise``, ``seed``, ``table`` (the summary's label), ``n`` (samples per
-    cell) and ``sampler`` as its :func:`sampler_label`."""
+    cell), ``features`` (the feature space the summary was scored in) and ``sampler`` as
+    its :func:`sampler_label`."""
     rows = []
     for run in runs:
         for table, summary in run["summaries"].items():
@@ -177,6 +180,7 @@ def collect(runs: Iterable[Mapping]) -> list[dict]:
                         "seed": run["seed"],
                         "table": table,
                         "n": summary["samples_per_cell"],
+                        "features": summary.get("features"),
                         **r,
                         "sampler": sampler_label(r),
                     }

@@ -29,7 +29,9 @@ __all__ = ["Reference", "feature_extractor", "reference_set", "score_samples"]
 
 def feature_extractor(cfg: dict, device="cpu"):
     """The dataset's feature extractor (Fashion-MNIST classifier or Inception-v3) and its
-    description, or ``(None, None)`` with the reason logged when it is unavailable."""
+    description — for the classifier its test accuracy and weights fingerprint
+    (:func:`~sdekit.metrics.features.weights_fingerprint`), since FIDs in two feature spaces
+    do not compare — or ``(None, None)`` with the reason logged when it is unavailable."""
     from ..metrics.features import (
         FeatureExtractorUnavailable,
         InceptionFeatures,
@@ -42,7 +44,8 @@ def feature_extractor(cfg: dict, device="cpu"):
         model, record = load_fashion_classifier(device=device)
         extract = lambda x: model.features(x.to(device)).double().cpu()  # noqa: E731
         extract.classify = lambda x: model(x.to(device)).argmax(1).cpu()  # predicted labels
-        return extract, f"fashion-classifier (test accuracy {record['test_accuracy']:.4f})"
+        name = f"fashion-classifier (test accuracy {record['test_accuracy']:.4f}, "
+        return extract, name + f"weights {record['fingerprint']})"
     except FeatureExtractorUnavailable as err:
         log.warning("no FID / precision / recall: %s", err)
         return None, None

@@ -76,7 +76,7 @@ SAMPLERS = (
 )
 REFERENCE = ("ancestral", 100)  # the cell every model is compared at
 CSV_KEYS = ("model", "noise", "seed", "table", "sampler", "steps", "nfe", "n", "fid", "fid_sd")
-CSV_KEYS += ("precision", "recall", "log_spectrum_rmse", "seconds", "teleport_time")
+CSV_KEYS += ("precision", "recall", "log_spectrum_rmse", "seconds", "teleport_time", "features")
 
 
 def is_deterministic(sampler: str) -> bool:
