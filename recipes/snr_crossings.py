@@ -20,7 +20,7 @@ import argparse
 import torch
 
 from sdekit import AlignedLogSNR, FourierCovariance
-from sdekit.covariance import COVARIANCES, make_covariance, power_spectrum
+from sdekit.covariance import NOISE_NAMES, make_covariance, power_spectrum
 from sdekit.data import DATASETS, load_dataset_by_name
 from sdekit.sde import chain_log_snr, crossing_log_snrs, fourier_eigenvalues, snr_crossing_times
 
@@ -72,7 +72,7 @@ def main(argv=None) -> None:
     p.add_argument("--no-aligned", action="store_true", help="leave out the aligned chains")
     args = p.parse_args(argv)
     noises = [n for n in args.noises.split(",") if n]
-    known = dict.fromkeys([*COVARIANCES, "data"])
+    known = dict.fromkeys([*NOISE_NAMES, "data"])  # the families that need only the shape
     unknown = [n for n in noises if n not in known]
     if not noises or unknown:
         p.error(f"--noises: unknown {unknown or 'none given'}; choose from {', '.join(known)}")

@@ -278,6 +278,8 @@ def test_classifier_fingerprint_names_its_weights(tmp_path, monkeypatch):
     name = next(k for k, v in state.items() if v.is_floating_point())
     same[name].view(-1)[0] += 1e-6
     assert weights_fingerprint(state) != weights_fingerprint(same)
+    counters = {**state, "num_batches_tracked": torch.tensor(3), "empty": torch.zeros(0)}
+    assert weights_fingerprint(counters) != weights_fingerprint(state)  # 0-dim and empty too
     path = tmp_path / "classifier.pt"
     torch.save({"model": state, "test_accuracy": 0.5, "epochs": 0}, path)
     _, record = load_fashion_classifier(path)

@@ -134,7 +134,11 @@ def merged_summary(run_dir, names: Sequence[str]) -> dict:
     for other in found[1:]:
         for key in ("samples_per_cell", "seed", "clip_x0", "features"):
             if other.get(key) != merged.get(key):
-                raise ValueError(f"{run_dir}: summaries differ in {key}")
+                raise ValueError(
+                    f"{run_dir}: summaries differ in {key} ({merged.get(key)!r} vs "
+                    f"{other.get(key)!r}); re-run `evaluate` for the older one (stored "
+                    "cells are re-scored, not re-sampled)"
+                )
         have = {(sampler_label(r), r["steps"]) for r in merged["rows"]}
         merged["rows"] += [r for r in other["rows"] if (sampler_label(r), r["steps"]) not in have]
     return merged
