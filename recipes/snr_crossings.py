@@ -44,14 +44,16 @@ def crossing_table(images, betas, noises=DEFAULT_NOISES, aligned_rows=True):
     power = power_spectrum(images)
     lams = {LABELS.get(n, n): noise_eigenvalues(n, images) for n in noises}
     q = torch.tensor(QUANTILES, dtype=torch.float64)
+    ends = chain_log_snr(betas)[[-1, 0]].tolist()  # DDPM's first and last noise levels
     rows = []
     for aligned in (False, True) if aligned_rows else (False,):
         for name, lam in lams.items():
             if aligned and bool((lam == lam.flatten()[0]).all()):
                 continue  # white noise: its aligned chain is DDPM's
-            ends = chain_log_snr(betas)[[-1, 0]].tolist()
-            fit = AlignedLogSNR.fit(power, lam, log_snr_range=ends)
-            chain = fit.betas(betas) if aligned else betas
+            chain = betas
+            if aligned:  # the fit is needed for the aligned rows only
+                fit = AlignedLogSNR.fit(power, lam, log_snr_range=ends)
+                chain = fit.betas(betas)
             crossings = torch.quantile(crossing_log_snrs(power, lam), q)
             times = snr_crossing_times(chain_log_snr(chain), crossings)
             label = f"{name}, aligned chain" if aligned else name

@@ -262,7 +262,7 @@ def test_affine_error_per_mode_refuses_mismatched_and_oversized_inputs(monkeypat
     torch.testing.assert_close(err, torch.full((1, 4, 4), 0.64 / (0.36 + 0.64), dtype=F64))
 
 
-def test_classifier_fingerprint_names_its_weights(tmp_path, monkeypatch):
+def test_classifier_fingerprint_names_its_weights(tmp_path):
     """The fingerprint is a function of the weights alone: the same weights saved twice share
     it, one changed float does not, and the loaded record carries it."""
     from sdekit.metrics.features import (
