@@ -26,6 +26,7 @@ from sdekit.files import load_checkpoint
 from sdekit.training.checkpoint import CheckpointFolder, restore_generator
 from sdekit.training.guards import DivergenceError, StopSignals
 from sdekit.training.run_folder import (
+    RunFolderLostError,
     RunLock,
     RunLockedError,
     clear_run,
@@ -162,6 +163,45 @@ def test_a_second_writer_is_refused_and_a_dead_ones_lock_is_taken_over(tmp_path,
     (tmp_path / ".lock").write_text(json.dumps(holder))  # another host: cannot be checked
     with pytest.raises(RunLockedError, match="on elsewhere"):
         RunLock(tmp_path, "train").acquire()
+
+
+@pytest.mark.parametrize("change", ["removed", "replaced by a copy", "taken over"])
+def test_a_run_folder_changed_under_its_writer_stops_it_before_any_write(tmp_path, change):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    with RunLock(run_dir, "train") as lock:
+        trainer = make_trainer(run_dir, steps=4, log_every=1, run_lock=lock)
+        trainer.fit(2)  # writes as usual while the lock is its own
+        assert (run_dir / "checkpoints" / "latest.pt").exists()
+        if change == "removed":
+            shutil.rmtree(run_dir)
+        elif change == "replaced by a copy":  # the same files, the lock's text included
+            shutil.copytree(run_dir, tmp_path / "copy")
+            shutil.rmtree(run_dir)
+            (tmp_path / "copy").rename(run_dir)
+        else:
+            holder = {"pid": os.getpid() + 1, "host": "elsewhere", "since": time.time()}
+            (run_dir / ".lock").unlink()
+            (run_dir / ".lock").write_text(json.dumps(holder))
+        before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+        with pytest.raises(RunFolderLostError, match="changed under this process"):
+            trainer.fit(4)
+        assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    # release() leaves a lock that is not its own alone
+    assert (run_dir / ".lock").exists() == (change != "removed")
+
+
+def test_a_trainer_without_a_lock_and_a_disabled_lock_never_check(tmp_path):
+    import shutil
+
+    lock = RunLock(tmp_path / "run", "train", enabled=False).acquire()
+    lock.verify()  # a no-op: never taken
+    trainer = make_trainer(tmp_path / "run", steps=2)
+    trainer.fit(1)
+    shutil.rmtree(tmp_path / "run")
+    trainer.fit(2)  # the library's Trainer on its own keeps its old behaviour
+    assert (tmp_path / "run" / "checkpoints" / "latest.pt").exists()
 
 
 def test_evaluate_holds_the_lock(tmp_path):

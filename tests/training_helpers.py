@@ -26,12 +26,18 @@ def tiny_unet(dropout: float = 0.1) -> UNet:
     )
 
 
-def make_trainer(run_dir, steps=6, batch=8, dropout=0.1, **cfg) -> Trainer:
+def make_trainer(run_dir, steps=6, batch=8, dropout=0.1, run_lock=None, **cfg) -> Trainer:
     sde = NIVPSDE.from_betas(GFFCovariance(SHAPE), torch.linspace(1e-4, 0.02, 1000))
     defaults = dict(warmup=3, log_every=2, ckpt_every=1000, ema_decay=0.9, progress=False)
     config = TrainConfig(steps=steps, batch_size=batch, **{**defaults, **cfg})
     return Trainer(
-        sde, tiny_unet(dropout), gaussian_field_dataset(40, SHAPE), config, run_dir, device="cpu"
+        sde,
+        tiny_unet(dropout),
+        gaussian_field_dataset(40, SHAPE),
+        config,
+        run_dir,
+        device="cpu",
+        run_lock=run_lock,
     )
 
 

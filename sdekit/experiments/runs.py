@@ -74,9 +74,11 @@ def train(
     """Train (or resume) the experiment in ``run_dir``; torchrun-aware.
 
     The folder is locked while training (:class:`~sdekit.training.run_folder.RunLock`: a
-    second writer is refused). ``config.json`` is written once, when the run is created;
-    resuming with another configuration is refused with the differing keys (only the
-    length, logging and device may change: :data:`~sdekit.training.run_folder.RESUMABLE_KEYS`).
+    second writer is refused; a folder removed or replaced under the run stops it with
+    :class:`~sdekit.training.run_folder.RunFolderLostError` before its next write).
+    ``config.json`` is written once, when the run is created; resuming with another
+    configuration is refused with the differing keys (only the length, logging and device
+    may change: :data:`~sdekit.training.run_folder.RESUMABLE_KEYS`).
     ``resume=False`` on a folder that holds a run does what ``old_run`` says: ``"refuse"``
     (the default), ``"archive"`` (move it aside) or ``"remove"``
     (:func:`~sdekit.training.run_folder.clear_run`)."""
@@ -84,7 +86,7 @@ def train(
     run_dir = Path(run_dir)
     main = not dist.is_initialized() or dist.get_rank() == 0
     try:
-        with RunLock(run_dir, "train", enabled=main):
+        with RunLock(run_dir, "train", enabled=main) as lock:
             if not resume:
                 if old_run == "refuse" or main:
                     clear_run(run_dir, old_run)
@@ -94,13 +96,13 @@ def train(
             cfg = complete_from_data(cfg, lambda: dataset.batch(torch.arange(len(dataset))))
             if resume:
                 check_same_run(run_dir, cfg, _resume_defaults())
-            return _train(cfg, run_dir, dataset, device)
+            return _train(cfg, run_dir, dataset, device, lock)
     finally:
         if started:
             dist.destroy_process_group()
 
 
-def _train(cfg: dict, run_dir: Path, dataset, device) -> Trainer:
+def _train(cfg: dict, run_dir: Path, dataset, device, lock: RunLock) -> Trainer:
     tcfg = TrainConfig(**train_config_kwargs(cfg))
     if dist.is_initialized() and dist.get_rank() != 0:
         tcfg.progress = False
@@ -112,7 +114,7 @@ def _train(cfg: dict, run_dir: Path, dataset, device) -> Trainer:
     torch.manual_seed(tcfg.seed)  # the seed fixes the initial weights too
     trainer = Trainer(
         sde, build_model(cfg, sde), dataset, tcfg, run_dir, device=device,
-        extra_config={"experiment": cfg},
+        extra_config={"experiment": cfg}, run_lock=lock,
     )  # fmt: skip
     config_json = run_dir / "config.json"
     if trainer.is_main and not os.path.lexists(config_json):  # written once, at creation

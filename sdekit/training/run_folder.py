@@ -2,7 +2,9 @@
 
 - :class:`RunLock`: ``run_dir/.lock`` names the process that writes the folder (pid, host,
   start time). A second writer is refused naming the holder; a lock left by a process that
-  is gone (same host, pid not running) is taken over with a warning.
+  is gone (same host, pid not running) is taken over with a warning. A writer checks its
+  lock before each write (:meth:`RunLock.verify`): a folder removed, moved or replaced under
+  it stops the writer (:class:`RunFolderLostError`) instead of being recreated half-full.
 - :func:`config_differences` / :func:`check_same_run`: a run's ``config.json`` is written
   once, at creation; resuming with another configuration is refused with the differing
   keys, except those in :data:`RESUMABLE_KEYS` (more steps, logging, where it runs).
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "RunLock",
     "RunLockedError",
+    "RunFolderLostError",
     "holding_lock",
     "RESUMABLE_KEYS",
     "config_differences",
@@ -43,6 +46,11 @@ LOCK_NAME = ".lock"
 
 class RunLockedError(InputError):
     """Another live process writes the run folder."""
+
+
+class RunFolderLostError(InputError, RuntimeError):
+    """The run folder a writer locked was removed, moved, replaced or taken over since
+    (the command line reports it in one line, like a locked run)."""
 
 
 def _read(path: str) -> str | None:
@@ -81,14 +89,17 @@ class RunLock:
     it). If it exists: a live holder (or one on another host, which cannot be checked) →
     :class:`RunLockedError` naming it; a dead holder on this host → the lock is taken
     over, with a warning. Released (deleted) on exit, if still
-    ours. ``enabled=False`` (e.g. DDP ranks other than 0) makes it a no-op; ``create=False``
-    does not create a missing folder (and takes no lock there).
+    ours. :meth:`verify` (before each write of a long-running writer) raises
+    :class:`RunFolderLostError` once the lock file is not the one it created (same path,
+    same inode, naming this process). ``enabled=False`` (e.g. DDP ranks other than 0) makes
+    it a no-op; ``create=False`` does not create a missing folder (and takes no lock there).
     """
 
     def __init__(self, run_dir, what: str = "train", enabled: bool = True, create: bool = True):
         self.path = Path(run_dir) / LOCK_NAME
         self.what, self.enabled, self.create = what, enabled, create
         self._mine = False
+        self._inode: int | None = None
 
     def _holder(self) -> dict:
         try:
@@ -110,7 +121,7 @@ class RunLock:
             try:
                 with open_for_write(self.path, "x") as f:
                     json.dump(me, f)
-                self._mine = True
+                self._mine, self._inode = True, os.stat(self.path).st_ino
                 return self
             except FileExistsError:
                 holder = self._holder()
@@ -129,6 +140,26 @@ class RunLock:
                 log.warning("taking over %s from process %s, which is gone", self.path, pid)
                 refuse_symlink(self.path).unlink(missing_ok=True)
         raise RunLockedError(f"could not take the lock {self.path}")
+
+    def verify(self) -> None:
+        """Raise :class:`RunFolderLostError` unless ``run_dir/.lock`` is still the file this
+        process created (a no-op for a disabled lock or one never taken): a folder deleted,
+        moved aside or swapped for a copy under a running writer would otherwise be
+        recreated by its next write, holding a checkpoint without the run it came from."""
+        if not self._mine:
+            return
+        try:
+            inode = os.stat(self.path, follow_symlinks=False).st_ino
+        except OSError:
+            inode = None
+        if inode != self._inode or self._holder().get("pid") != os.getpid():
+            self._mine = False  # not ours any more: release() must not delete it
+            raise RunFolderLostError(
+                f"the run folder {self.path.parent} changed under this process: its lock "
+                f"{self.path} is gone or is not the one this process created (the folder was "
+                "removed, moved or replaced, or another process took it over); stopping "
+                "without writing, so nothing of this run lands in another"
+            )
 
     def release(self) -> None:
         if self._mine and self._holder().get("pid") == os.getpid():

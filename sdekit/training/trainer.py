@@ -41,6 +41,7 @@ from .guards import StopSignals, check_finite_loss, check_finite_weights
 from .images import IMAGE_RANGE
 from .losses import denoising_loss, drop_labels, global_batch_noise
 from .optim import make_optimizer
+from .run_folder import RunLock
 from .run_log import MetricsLog, write_sample_grid
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,9 @@ class Trainer:
     - ``run_dir``: where ``checkpoints/``, ``metrics.jsonl``/``.csv`` and ``samples/`` go.
     - ``device``: default CUDA (this rank's device) if available, else CPU.
     - ``extra_config``: recorded in every checkpoint (e.g. the recipe's full config).
+    - ``run_lock``: the :class:`~sdekit.training.run_folder.RunLock` held on ``run_dir``, if
+      any: checked before every write (checkpoint, metrics row, sample grid), so a folder
+      removed or replaced under the run stops it instead of being recreated.
 
     Under ``torchrun`` (``torch.distributed`` initialised) the model is wrapped in
     DistributedDataParallel; only rank 0 logs, samples and writes checkpoints.
@@ -122,8 +126,10 @@ class Trainer:
         run_dir,
         device=None,
         extra_config: dict | None = None,
+        run_lock: RunLock | None = None,
     ):
         self.sde, self.config, self.run_dir = sde, config, Path(run_dir)
+        self.run_lock = run_lock
         self.extra_config = dict(extra_config or {})
         self.dist = DistInfo.current()
         self.device = torch.device(device) if device is not None else self.dist.default_device()
@@ -235,6 +241,7 @@ class Trainer:
                 dt, lr = time.perf_counter() - tick, self.scheduler.get_last_lr()[0]
                 speed = seen / dt if dt > 0 else None
                 row = dict(step=self.step, loss=loss, lr=lr, steps_per_s=speed)
+                self._verify_run_folder()
                 self.metrics.append(row)
                 tick, seen = time.perf_counter(), 0
             if self.step % cfg.ckpt_every == 0:
@@ -251,6 +258,7 @@ class Trainer:
         unless given)."""
         if not self.is_main:
             return None
+        self._verify_run_folder()
         return write_sample_grid(
             self.sde, self.ema.module.eval(), path, self.sample_spec(n, steps, sampler, seed),
             self.device,
@@ -284,7 +292,16 @@ class Trainer:
         """Write ``checkpoints/step{N}.pt`` and ``checkpoints/latest.pt`` atomically (rank 0)."""
         check_finite_weights({"model": self.model, "EMA model": self.ema}, self.step)
         state = self.state_dict()  # collective under DDP: every rank takes part
-        return self.checkpoints.save(state, self.step) if self.is_main else None
+        if not self.is_main:
+            return None
+        self._verify_run_folder()
+        return self.checkpoints.save(state, self.step)
+
+    def _verify_run_folder(self) -> None:
+        """:class:`~sdekit.training.run_folder.RunFolderLostError` if ``run_lock`` is no
+        longer this run's (see :meth:`RunLock.verify`)."""
+        if self.run_lock is not None:
+            self.run_lock.verify()
 
     def load_checkpoint(self, path) -> None:
         """Restore everything a checkpoint holds (strict key checks; ``weights_only`` load)."""
