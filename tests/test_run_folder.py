@@ -165,6 +165,10 @@ def test_a_second_writer_is_refused_and_a_dead_ones_lock_is_taken_over(tmp_path,
         RunLock(tmp_path, "train").acquire()
 
 
+def _snapshot(root) -> dict:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
 @pytest.mark.parametrize("change", ["removed", "replaced by a copy", "taken over"])
 def test_a_run_folder_changed_under_its_writer_stops_it_before_any_write(tmp_path, change):
     import shutil
@@ -184,10 +188,10 @@ def test_a_run_folder_changed_under_its_writer_stops_it_before_any_write(tmp_pat
             holder = {"pid": os.getpid() + 1, "host": "elsewhere", "since": time.time()}
             (run_dir / ".lock").unlink()
             (run_dir / ".lock").write_text(json.dumps(holder))
-        before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+        before = _snapshot(tmp_path)
         with pytest.raises(RunFolderLostError, match="changed under this process"):
             trainer.fit(4)
-        assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+        assert _snapshot(tmp_path) == before  # no file created, changed or removed
     # release() leaves a lock that is not its own alone
     assert (run_dir / ".lock").exists() == (change != "removed")
 
@@ -202,6 +206,16 @@ def test_a_trainer_without_a_lock_and_a_disabled_lock_never_check(tmp_path):
     shutil.rmtree(tmp_path / "run")
     trainer.fit(2)  # the library's Trainer on its own keeps its old behaviour
     assert (tmp_path / "run" / "checkpoints" / "latest.pt").exists()
+
+
+def test_a_sample_grid_checks_the_folder_after_sampling_before_writing(tmp_path):
+    run_dir = tmp_path / "run"
+    with RunLock(run_dir, "train") as lock:
+        trainer = make_trainer(run_dir, steps=1, run_lock=lock)
+        (run_dir / ".lock").unlink()  # the folder lost while the grid was being sampled
+        with pytest.raises(RunFolderLostError):
+            trainer.sample_grid(run_dir / "samples" / "grid.png", n=2, steps=2)
+    assert not (run_dir / "samples").exists()
 
 
 def test_evaluate_holds_the_lock(tmp_path):

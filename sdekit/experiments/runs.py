@@ -116,6 +116,7 @@ def _train(cfg: dict, run_dir: Path, dataset, device, lock: RunLock) -> Trainer:
         sde, build_model(cfg, sde), dataset, tcfg, run_dir, device=device,
         extra_config={"experiment": cfg}, run_lock=lock,
     )  # fmt: skip
+    lock.verify()  # the folder is still ours after the data and the model were built
     config_json = run_dir / "config.json"
     if trainer.is_main and not os.path.lexists(config_json):  # written once, at creation
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -2,9 +2,10 @@
 
 - :class:`RunLock`: ``run_dir/.lock`` names the process that writes the folder (pid, host,
   start time). A second writer is refused naming the holder; a lock left by a process that
-  is gone (same host, pid not running) is taken over with a warning. A writer checks its
-  lock before each write (:meth:`RunLock.verify`): a folder removed, moved or replaced under
-  it stops the writer (:class:`RunFolderLostError`) instead of being recreated half-full.
+  is gone (same host, pid not running) is taken over with a warning. A training checks its
+  lock before each of its writes (:meth:`RunLock.verify`): a folder removed, moved or
+  replaced under it stops it (:class:`RunFolderLostError`) instead of being recreated
+  half-full.
 - :func:`config_differences` / :func:`check_same_run`: a run's ``config.json`` is written
   once, at creation; resuming with another configuration is refused with the differing
   keys, except those in :data:`RESUMABLE_KEYS` (more steps, logging, where it runs).
@@ -121,7 +122,8 @@ class RunLock:
             try:
                 with open_for_write(self.path, "x") as f:
                     json.dump(me, f)
-                self._mine, self._inode = True, os.stat(self.path).st_ino
+                    self._inode = os.fstat(f.fileno()).st_ino  # the file created, no race
+                self._mine = True
                 return self
             except FileExistsError:
                 holder = self._holder()
@@ -145,7 +147,9 @@ class RunLock:
         """Raise :class:`RunFolderLostError` unless ``run_dir/.lock`` is still the file this
         process created (a no-op for a disabled lock or one never taken): a folder deleted,
         moved aside or swapped for a copy under a running writer would otherwise be
-        recreated by its next write, holding a checkpoint without the run it came from."""
+        recreated by its next write, holding a checkpoint without the run it came from.
+        The identity is the lock file's inode: on a file system whose inode numbers are not
+        stable (some network and FUSE mounts) this check can stop a healthy run."""
         if not self._mine:
             return
         try:

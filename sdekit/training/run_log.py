@@ -91,7 +91,10 @@ def draw_samples(model, plan, device, progress: bool = False):
     )
 
 
-def write_sample_grid(sde, model, path, spec: SamplingSpec, device) -> Path:
-    """Sample ``spec`` (:func:`draw_samples`) and write the images as a PNG grid."""
+def write_sample_grid(sde, model, path, spec: SamplingSpec, device, before_write=None) -> Path:
+    """Sample ``spec`` (:func:`draw_samples`) and write the images as a PNG grid;
+    ``before_write()``, if given, runs between the two (e.g. a run lock's check)."""
     x, _ = draw_samples(model, resolve(spec, sde), device)
+    if before_write is not None:
+        before_write()
     return save_image_grid(x, path)

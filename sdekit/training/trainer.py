@@ -227,6 +227,7 @@ class Trainer:
 
     def _fit(self, cfg: TrainConfig, target: int, stop: StopSignals) -> None:
         if self.is_main:
+            self._verify_run_folder()
             self.metrics.trim(self.step)
         show = cfg.progress and self.is_main and self.step < target
         bar = progress_bar(show, total=target, initial=self.step, desc="train", unit="step")
@@ -258,10 +259,9 @@ class Trainer:
         unless given)."""
         if not self.is_main:
             return None
-        self._verify_run_folder()
         return write_sample_grid(
             self.sde, self.ema.module.eval(), path, self.sample_spec(n, steps, sampler, seed),
-            self.device,
+            self.device, before_write=self._verify_run_folder,
         )  # fmt: skip
 
     def sample_spec(self, n=None, steps=None, sampler=None, seed: int = 0) -> SamplingSpec:
