@@ -76,10 +76,11 @@ _STEP_FILE = re.compile(r"step(\d+)\.pt")
 
 
 class CheckpointFolder:
-    """``folder/step{N:07d}.pt`` (the newest ``keep``, by step) and ``folder/latest.pt``."""
+    """``folder/step{N:07d}.pt`` (the newest ``keep``, by step) and ``folder/latest.pt``;
+    ``before_write()``, if given, runs before each save (e.g. a run lock's check)."""
 
-    def __init__(self, folder, keep: int = 2):
-        self.folder, self.keep = Path(folder), keep
+    def __init__(self, folder, keep: int = 2, before_write=None):
+        self.folder, self.keep, self.before_write = Path(folder), keep, before_write
 
     @property
     def latest(self) -> Path:
@@ -95,6 +96,8 @@ class CheckpointFolder:
         """Write ``step{step}.pt`` then ``latest.pt`` atomically; then drop the step files
         beyond ``step`` (left by an abandoned future: a resume from an earlier file) and
         all but the newest ``keep``."""
+        if self.before_write is not None:
+            self.before_write()
         path = atomic_save(state, self.folder / f"step{step:07d}.pt")
         atomic_save(state, self.latest)
         files = self.step_files()

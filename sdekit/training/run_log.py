@@ -22,15 +22,18 @@ __all__ = ["MetricsLog", "draw_samples", "write_sample_grid"]
 
 class MetricsLog:
     """Rows of metrics in ``run_dir/metrics.jsonl`` and the same rows in ``metrics.csv``
-    (never written through a symlink)."""
+    (never written through a symlink); ``before_write()``, if given, runs before each
+    append or trim (e.g. a run lock's check)."""
 
-    def __init__(self, run_dir):
-        self.run_dir = Path(run_dir)
+    def __init__(self, run_dir, before_write=None):
+        self.run_dir, self.before_write = Path(run_dir), before_write
         self.jsonl, self.csv = self.run_dir / "metrics.jsonl", self.run_dir / "metrics.csv"
 
     def append(self, row: dict) -> None:
         """Add one row (a dict with at least ``step`` and a finite ``loss``; no value may be
         NaN or infinite, so the file stays valid JSON) to both files."""
+        if self.before_write is not None:
+            self.before_write()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with open_for_write(self.jsonl, "a") as f:
             f.write(json.dumps(row, allow_nan=False) + "\n")  # valid JSON: no NaN
@@ -41,6 +44,8 @@ class MetricsLog:
         """Drop rows past ``step`` (a fresh start clears the files; a resume forgets what
         the interrupted run logged after its last checkpoint). Neither file is written
         through a symlink (:func:`sdekit.files.refuse_symlink`)."""
+        if self.before_write is not None:
+            self.before_write()
         refuse_symlink(self.jsonl)
         refuse_symlink(self.csv)
         if not self.jsonl.exists():

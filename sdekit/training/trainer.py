@@ -109,27 +109,19 @@ class Trainer:
     - ``run_dir``: where ``checkpoints/``, ``metrics.jsonl``/``.csv`` and ``samples/`` go.
     - ``device``: default CUDA (this rank's device) if available, else CPU.
     - ``extra_config``: recorded in every checkpoint (e.g. the recipe's full config).
-    - ``run_lock``: the :class:`~sdekit.training.run_folder.RunLock` held on ``run_dir``, if
-      any: checked before every write (checkpoint, metrics row, sample grid), so a folder
-      removed or replaced under the run stops it instead of being recreated.
+    - ``run_lock``: the :class:`~sdekit.training.run_folder.RunLock` on ``run_dir``, verified
+      before every write (checkpoint, metrics, sample grid): a folder lost stops the run.
 
     Under ``torchrun`` (``torch.distributed`` initialised) the model is wrapped in
     DistributedDataParallel; only rank 0 logs, samples and writes checkpoints.
     """
 
     def __init__(
-        self,
-        sde: SDE,
-        model: torch.nn.Module,
-        dataset: ImageDataset,
-        config: TrainConfig,
-        run_dir,
-        device=None,
-        extra_config: dict | None = None,
-        run_lock: RunLock | None = None,
-    ):
+        self, sde: SDE, model: torch.nn.Module, dataset: ImageDataset, config: TrainConfig,
+        run_dir, device=None, extra_config: dict | None = None, run_lock: RunLock | None = None,
+    ):  # fmt: skip
         self.sde, self.config, self.run_dir = sde, config, Path(run_dir)
-        self.run_lock = run_lock
+        self.before_write = None if run_lock is None else run_lock.verify
         self.extra_config = dict(extra_config or {})
         self.dist = DistInfo.current()
         self.device = torch.device(device) if device is not None else self.dist.default_device()
@@ -161,8 +153,9 @@ class Trainer:
             dataset, config.batch_size, config.seed, self.dist.rank, self.dist.world_size
         )
         self.noise_gen = torch.Generator(self.device).manual_seed(config.seed + 7919)
-        self.metrics = MetricsLog(self.run_dir)
-        self.checkpoints = CheckpointFolder(self.run_dir / "checkpoints", config.keep_checkpoints)
+        self.metrics = MetricsLog(self.run_dir, self.before_write)
+        folder, keep = self.run_dir / "checkpoints", config.keep_checkpoints
+        self.checkpoints = CheckpointFolder(folder, keep, self.before_write)
         self.step = 0
         self.last_loss = math.nan
 
@@ -227,7 +220,6 @@ class Trainer:
 
     def _fit(self, cfg: TrainConfig, target: int, stop: StopSignals) -> None:
         if self.is_main:
-            self._verify_run_folder()
             self.metrics.trim(self.step)
         show = cfg.progress and self.is_main and self.step < target
         bar = progress_bar(show, total=target, initial=self.step, desc="train", unit="step")
@@ -242,7 +234,6 @@ class Trainer:
                 dt, lr = time.perf_counter() - tick, self.scheduler.get_last_lr()[0]
                 speed = seen / dt if dt > 0 else None
                 row = dict(step=self.step, loss=loss, lr=lr, steps_per_s=speed)
-                self._verify_run_folder()
                 self.metrics.append(row)
                 tick, seen = time.perf_counter(), 0
             if self.step % cfg.ckpt_every == 0:
@@ -261,7 +252,7 @@ class Trainer:
             return None
         return write_sample_grid(
             self.sde, self.ema.module.eval(), path, self.sample_spec(n, steps, sampler, seed),
-            self.device, before_write=self._verify_run_folder,
+            self.device, before_write=self.before_write,
         )  # fmt: skip
 
     def sample_spec(self, n=None, steps=None, sampler=None, seed: int = 0) -> SamplingSpec:
@@ -292,16 +283,7 @@ class Trainer:
         """Write ``checkpoints/step{N}.pt`` and ``checkpoints/latest.pt`` atomically (rank 0)."""
         check_finite_weights({"model": self.model, "EMA model": self.ema}, self.step)
         state = self.state_dict()  # collective under DDP: every rank takes part
-        if not self.is_main:
-            return None
-        self._verify_run_folder()
-        return self.checkpoints.save(state, self.step)
-
-    def _verify_run_folder(self) -> None:
-        """:class:`~sdekit.training.run_folder.RunFolderLostError` if ``run_lock`` is no
-        longer this run's (see :meth:`RunLock.verify`)."""
-        if self.run_lock is not None:
-            self.run_lock.verify()
+        return self.checkpoints.save(state, self.step) if self.is_main else None
 
     def load_checkpoint(self, path) -> None:
         """Restore everything a checkpoint holds (strict key checks; ``weights_only`` load)."""
