@@ -106,6 +106,7 @@ def test_table1_report(tmp_path, capsys):
     assert "vs the best stochastic cell (same model)" in md
     line = "| isotropic s0 | 10.0 ± 1.0 (ancestral, 100) | 36.0 ± 1.0 (ddim, 10) | 3.60 ± 0.37 | no |"
     assert line in md
+    assert "no stochastic cell gets that help" in md  # no ancestral + teleport cell here
     # two isotropic seeds: mean 11, sd(10, 12)/√2 = 1; GFF one seed: 20 ± 1; Δ 9 ± 1.4
     assert "| isotropic | 2 | 11.0 ± 1.0 | – |" in md
     assert "| gff | 1 | 20.0 ± 1.0 | +9.0 ± 1.4 * |" in md
@@ -320,3 +321,20 @@ def test_a_run_is_labelled_by_noise_schedule_target_and_gaussian(cfg, label):
     from sdekit.experiments.reports import noise_label
 
     assert noise_label(cfg) == label
+
+
+def test_an_ancestral_teleport_cell_is_a_stochastic_baseline(tmp_path):
+    """Ancestral + teleport (the help the deterministic cells get) is a stochastic
+    candidate, and the report says the baseline had that help."""
+    pytest.importorskip("matplotlib")
+    fake_run(tmp_path / "iso0", fids=(10.0, 30.0), fid_sd=1.0, bpd=3.5, steps_per_s=2.0)
+    summary = json.loads((tmp_path / "iso0" / "evaluation.json").read_text())
+    helped = dict(summary["rows"][0], fid=8.0, teleport=1.0, teleport_time=0.66, cells=[])
+    summary["rows"].append(helped)
+    (tmp_path / "iso0" / "evaluation.json").write_text(json.dumps(summary))
+    out = tmp_path / "out"
+    load("table1_fashion_mnist").main([str(tmp_path / "iso0"), "--out", str(out)])
+    md = (out / "table1.md").read_text()
+    assert "stochastic cells after the same teleport are candidates too" in md
+    line = "| isotropic s0 | 8.0 ± 1.0 (ancestral+teleport, 100) | 36.0 ± 1.0 (ddim, 10) |"
+    assert line in md

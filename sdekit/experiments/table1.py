@@ -175,13 +175,19 @@ def markdown(rows, samplers: Sequence[str], runs) -> str:
     cells = [(m, _ratio_cells(rows, m, baseline=best_stochastic)) for m in models]
     if any(c for _, c in cells):
         head = ["best stochastic cell (any steps)", *ratio_head[1:]]
+        helped = any(r["sampler"].endswith("+teleport") and not is_deterministic(r["sampler"])
+                     for r in rows)  # fmt: skip
+        help_note = (
+            "stochastic cells after the same teleport are candidates too"
+            if helped
+            else "no stochastic cell gets that help (a stochastic sampler + teleport is not "
+            "measured here)"
+        )
         blocks += [
             "### Best deterministic sampler at ≤ 20 NFE vs the best stochastic cell (same model)",
             "The deterministic cells include DDIM / DPM-Solver-2M after the Gaussian teleport, "
-            "which replaces the network for t > t_s by the training set's Gaussian; no "
-            "stochastic cell gets that help (ancestral + teleport is not measured). The "
-            "stochastic cells are ancestral and DPM-Solver++(2M) SDE at every step count "
-            "measured.",
+            f"which replaces the network for t > t_s by the training set's Gaussian; {help_note}."
+            " The stochastic cells are every stochastic sampler at every step count measured.",
             markdown_table(["model", *head], [[m, *c] for m, c in cells if c]),
         ]
     extra = [t for t in dict.fromkeys(r["table"] for r in rows) if t not in ("main", "subset")]
