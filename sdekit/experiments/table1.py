@@ -64,6 +64,7 @@ SAMPLER_NAME = {
     "dpmpp_2m_sde": "DPM-Solver++(2M) SDE",
     "ddim+teleport": "DDIM + Gaussian teleport",
     "dpm_solver_2m+teleport": "DPM-Solver-2M + Gaussian teleport",
+    "ancestral+teleport": "DDPM ancestral + Gaussian teleport",
 }
 #: the default samplers, in table order
 SAMPLERS = (
