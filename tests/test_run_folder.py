@@ -394,3 +394,17 @@ def test_bits_per_dim_names_a_bad_generator_before_drawing_from_it():
     images = torch.zeros(2, 1, 4, 4, dtype=torch.uint8)
     with pytest.raises(InputTypeError, match="generator must be a torch.Generator"):
         bits_per_dim(sde, lambda x, t: torch.zeros_like(x), images, generator=0)
+
+
+def test_weights_digest_reads_channels_last_weights_like_contiguous_ones():
+    """A run trained with --channels-last saves 1×1-conv weights whose last stride is not 1
+    although they count as contiguous; the digest (the run's identity for evaluate) must
+    read them, and give the same digest as the same values in the default layout."""
+    from sdekit.experiments.runs import weights_digest
+
+    torch.manual_seed(0)
+    state = {"conv1x1": torch.randn(8, 4, 1, 1), "conv3x3": torch.randn(8, 4, 3, 3)}
+    cl = {k: v.to(memory_format=torch.channels_last) for k, v in state.items()}
+    assert cl["conv1x1"].stride(-1) != 1
+    assert weights_digest(cl) == weights_digest(state)
+    assert weights_digest({**state, "conv1x1": state["conv1x1"] + 1}) != weights_digest(state)
