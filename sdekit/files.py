@@ -32,6 +32,7 @@ __all__ = [
     "atomic_write",
     "confined",
     "load_checkpoint",
+    "nothing_to_check",
     "open_for_write",
     "refuse_symlink",
     "write_text_safely",
@@ -40,6 +41,11 @@ __all__ = [
 
 class CheckpointError(InputError):
     """A checkpoint file is missing, damaged or does not match; the message says which."""
+
+
+def nothing_to_check() -> None:
+    """A writer's default ``before_write``: no check before a write (a run lock's
+    :meth:`~sdekit.training.run_folder.RunLock.verify` is the usual one)."""
 
 
 def refuse_symlink(path) -> Path:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..files import CheckpointError, atomic_save, load_checkpoint
+from ..files import CheckpointError, atomic_save, load_checkpoint, nothing_to_check
 from .distributed import DistInfo
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,8 @@ class CheckpointFolder:
     ``before_write()``, if given, runs before each save (e.g. a run lock's check)."""
 
     def __init__(self, folder, keep: int = 2, before_write=None):
-        self.folder, self.keep, self.before_write = Path(folder), keep, before_write
+        self.folder, self.keep = Path(folder), keep
+        self.before_write = before_write or nothing_to_check
 
     @property
     def latest(self) -> Path:
@@ -96,8 +97,7 @@ class CheckpointFolder:
         """Write ``step{step}.pt`` then ``latest.pt`` atomically; then drop the step files
         beyond ``step`` (left by an abandoned future: a resume from an earlier file) and
         all but the newest ``keep``."""
-        if self.before_write is not None:
-            self.before_write()
+        self.before_write()
         path = atomic_save(state, self.folder / f"step{step:07d}.pt")
         atomic_save(state, self.latest)
         files = self.step_files()

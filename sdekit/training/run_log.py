@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError
-from ..files import open_for_write, refuse_symlink, write_text_safely
+from ..files import nothing_to_check, open_for_write, refuse_symlink, write_text_safely
 from ..sampling import SamplingSpec, resolve, run_plan
 from .images import save_image_grid
 
@@ -26,14 +26,13 @@ class MetricsLog:
     append or trim (e.g. a run lock's check)."""
 
     def __init__(self, run_dir, before_write=None):
-        self.run_dir, self.before_write = Path(run_dir), before_write
+        self.run_dir, self.before_write = Path(run_dir), before_write or nothing_to_check
         self.jsonl, self.csv = self.run_dir / "metrics.jsonl", self.run_dir / "metrics.csv"
 
     def append(self, row: dict) -> None:
         """Add one row (a dict with at least ``step`` and a finite ``loss``; no value may be
         NaN or infinite, so the file stays valid JSON) to both files."""
-        if self.before_write is not None:
-            self.before_write()
+        self.before_write()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with open_for_write(self.jsonl, "a") as f:
             f.write(json.dumps(row, allow_nan=False) + "\n")  # valid JSON: no NaN
@@ -44,8 +43,7 @@ class MetricsLog:
         """Drop rows past ``step`` (a fresh start clears the files; a resume forgets what
         the interrupted run logged after its last checkpoint). Neither file is written
         through a symlink (:func:`sdekit.files.refuse_symlink`)."""
-        if self.before_write is not None:
-            self.before_write()
+        self.before_write()
         refuse_symlink(self.jsonl)
         refuse_symlink(self.csv)
         if not self.jsonl.exists():
@@ -100,6 +98,5 @@ def write_sample_grid(sde, model, path, spec: SamplingSpec, device, before_write
     """Sample ``spec`` (:func:`draw_samples`) and write the images as a PNG grid;
     ``before_write()``, if given, runs between the two (e.g. a run lock's check)."""
     x, _ = draw_samples(model, resolve(spec, sde), device)
-    if before_write is not None:
-        before_write()
+    (before_write or nothing_to_check)()
     return save_image_grid(x, path)
